@@ -1,0 +1,348 @@
+//! [`LockedBuffer`]: a fixed-size buffer in guarded, locked memory.
+
+use std::fmt;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use subtle::{Choice, ConstantTimeEq};
+use zeroize::Zeroize;
+
+use super::registry;
+use crate::crypto::{ct, scramble_bytes};
+use crate::error::{Error, Result};
+use crate::mem::{wipe_bytes, Ref, RefMut, Region};
+
+/// A fixed-size buffer for secrets, in memory of its own.
+///
+/// Each buffer is a separate mapping, made without the global allocator:
+///
+/// ```text
+/// [guard page][canary ... | data][guard page]
+/// ```
+///
+/// - The guard pages can be neither read nor written: running off either end
+///   of the data faults at once. The data ends exactly where the trailing
+///   guard page begins, so even a one-byte overflow faults.
+/// - The slack before the data holds a random canary, checked in constant
+///   time on destroy; if it changed, the process wipes every buffer and
+///   aborts with a message naming the canary.
+/// - The data pages are locked in RAM (never swapped), left out of core
+///   dumps, and zero-filled in forked children (`MADV_WIPEONFORK`, or absent
+///   from them where the kernel lacks it).
+/// - [`freeze`](LockedBuffer::freeze) makes the data read-only with
+///   `mprotect`: a write through any pointer faults.
+/// - Dropping or [`destroy`](LockedBuffer::destroy)ing the buffer wipes the
+///   data, checks the canary and unmaps the memory; the old address faults.
+///
+/// The data is reached through guards: [`bytes`](LockedBuffer::bytes) gives a
+/// [`Ref`], [`bytes_mut`](LockedBuffer::bytes_mut) a [`RefMut`]. A
+/// [`purge`](crate::purge) on another thread never frees memory a guard can
+/// still read: a borrowed buffer is destroyed when its last guard is dropped,
+/// and nobody ever waits.
+///
+/// `Debug` shows the length and state, never the contents.
+///
+/// ```
+/// use memguard::LockedBuffer;
+///
+/// let mut key = LockedBuffer::new(32)?;
+/// key.copy(&[7u8; 32])?;
+/// key.freeze()?;
+/// assert!(key.equal_to(&[7u8; 32]));
+/// assert!(matches!(key.wipe(), Err(memguard::Error::Immutable)));
+/// key.destroy();
+/// # Ok::<(), memguard::Error>(())
+/// ```
+pub struct LockedBuffer {
+    pub(super) region: Arc<Region>,
+    slot: usize,
+}
+
+impl LockedBuffer {
+    /// A mutable buffer of `size` bytes, filled with zeros.
+    ///
+    /// Fails with [`Error::NullBuffer`] for a size of zero,
+    /// [`Error::MemoryLock`] when the process's `RLIMIT_MEMLOCK` is used up,
+    /// [`Error::TooLarge`] for sizes that cannot be mapped.
+    ///
+    /// ```
+    /// let buf = memguard::LockedBuffer::new(64)?;
+    /// assert_eq!(buf.len(), 64);
+    /// assert!(buf.is_mutable());
+    /// assert!(buf.bytes().iter().all(|&b| b == 0));
+    /// # Ok::<(), memguard::Error>(())
+    /// ```
+    pub fn new(size: usize) -> Result<LockedBuffer> {
+        let region = Arc::new(Region::new(size)?);
+        let slot = registry::register(Arc::clone(&region));
+        Ok(LockedBuffer { region, slot })
+    }
+
+    /// An immutable buffer of `size` bytes from the operating system's CSPRNG.
+    ///
+    /// ```
+    /// let key = memguard::LockedBuffer::random(32)?;
+    /// assert!(!key.is_mutable());
+    /// assert!(!key.equal_to(&[0u8; 32]));
+    /// # Ok::<(), memguard::Error>(())
+    /// ```
+    pub fn random(size: usize) -> Result<LockedBuffer> {
+        let mut buf = LockedBuffer::new(size)?;
+        buf.scramble()?;
+        buf.freeze()?;
+        Ok(buf)
+    }
+
+    /// An immutable buffer holding a copy of `src`; `src` is then wiped.
+    ///
+    /// On failure `src` is left as it was. An empty `src` gives
+    /// [`Error::NullBuffer`].
+    ///
+    /// ```
+    /// let mut password = *b"correct horse";
+    /// let buf = memguard::LockedBuffer::from_bytes(&mut password)?;
+    /// assert!(buf.equal_to(b"correct horse"));
+    /// assert_eq!(password, [0u8; 13]);
+    /// # Ok::<(), memguard::Error>(())
+    /// ```
+    pub fn from_bytes(src: &mut [u8]) -> Result<LockedBuffer> {
+        let mut buf = LockedBuffer::new(src.len())?;
+        buf.copy(src)?;
+        buf.freeze()?;
+        wipe_bytes(src);
+        Ok(buf)
+    }
+
+    /// The length of the data in bytes; 0 once destroyed.
+    pub fn len(&self) -> usize {
+        if self.region.is_alive() {
+            self.region.len()
+        } else {
+            0
+        }
+    }
+
+    /// Whether [`len`](LockedBuffer::len) is 0, which happens only once the
+    /// buffer is destroyed (a live buffer holds at least one byte).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the buffer has been neither destroyed nor purged.
+    pub fn is_alive(&self) -> bool {
+        self.region.is_alive()
+    }
+
+    /// Whether the buffer is alive and writable (not frozen).
+    pub fn is_mutable(&self) -> bool {
+        self.region.is_alive() && !self.region.is_frozen()
+    }
+
+    /// Read access to the data; an empty slice once the buffer is destroyed.
+    ///
+    /// Destruction (by [`purge`](crate::purge), say) is put off while the
+    /// guard lives, so the slice never changes under it.
+    ///
+    /// ```
+    /// let mut src = *b"abc";
+    /// let buf = memguard::LockedBuffer::from_bytes(&mut src)?;
+    /// assert_eq!(&*buf.bytes(), b"abc");
+    /// buf.destroy();
+    /// # Ok::<(), memguard::Error>(())
+    /// ```
+    pub fn bytes(&self) -> Ref<'_, [u8]> {
+        self.region.read().unwrap_or_else(Ref::empty)
+    }
+
+    /// Write access to the data.
+    ///
+    /// Fails with [`Error::Immutable`] when frozen and [`Error::Destroyed`]
+    /// once destroyed or purged.
+    pub fn bytes_mut(&mut self) -> Result<RefMut<'_, [u8]>> {
+        self.region.write()
+    }
+
+    /// Makes the data read-only: any write to it, through any pointer, faults.
+    ///
+    /// Freezing a frozen buffer does nothing. Fails with
+    /// [`Error::Destroyed`] once destroyed.
+    pub fn freeze(&mut self) -> Result<()> {
+        self.region.set_frozen(true)
+    }
+
+    /// Makes the data writable again. Melting a mutable buffer does nothing.
+    /// Fails with [`Error::Destroyed`] once destroyed.
+    ///
+    /// ```
+    /// let mut key = memguard::LockedBuffer::random(16)?;
+    /// assert!(!key.is_mutable());
+    /// key.melt()?;
+    /// key.wipe()?;
+    /// # Ok::<(), memguard::Error>(())
+    /// ```
+    pub fn melt(&mut self) -> Result<()> {
+        self.region.set_frozen(false)
+    }
+
+    /// Copies `src` to the start of the buffer, in constant time.
+    ///
+    /// `src` may be shorter than the buffer; if it is longer, nothing is
+    /// written and [`Error::OutOfRange`] is returned.
+    pub fn copy(&mut self, src: &[u8]) -> Result<()> {
+        self.copy_at(0, src)
+    }
+
+    /// Copies `src` into the buffer at `offset`, in constant time.
+    ///
+    /// If `src` does not fit there, nothing is written and
+    /// [`Error::OutOfRange`] is returned.
+    ///
+    /// ```
+    /// let mut buf = memguard::LockedBuffer::new(4)?;
+    /// buf.copy_at(2, b"hi")?;
+    /// assert!(buf.equal_to(b"\0\0hi"));
+    /// assert!(buf.copy_at(3, b"hi").is_err());
+    /// # Ok::<(), memguard::Error>(())
+    /// ```
+    pub fn copy_at(&mut self, offset: usize, src: &[u8]) -> Result<()> {
+        let mut data = self.bytes_mut()?;
+        let range = checked_range(offset, src.len(), data.len())?;
+        ct::copy(&mut data[range], src);
+        Ok(())
+    }
+
+    /// Copies `src` to the start of the buffer, then wipes `src`.
+    ///
+    /// On failure nothing is written and `src` is left as it was.
+    pub fn move_from(&mut self, src: &mut [u8]) -> Result<()> {
+        self.move_at(0, src)
+    }
+
+    /// Copies `src` into the buffer at `offset`, then wipes `src`.
+    ///
+    /// On failure nothing is written and `src` is left as it was.
+    ///
+    /// ```
+    /// let mut buf = memguard::LockedBuffer::new(4)?;
+    /// let mut pin = *b"1234";
+    /// buf.move_at(0, &mut pin)?;
+    /// assert_eq!(pin, [0u8; 4]);
+    /// assert!(buf.equal_to(b"1234"));
+    /// # Ok::<(), memguard::Error>(())
+    /// ```
+    pub fn move_at(&mut self, offset: usize, src: &mut [u8]) -> Result<()> {
+        self.copy_at(offset, src)?;
+        wipe_bytes(src);
+        Ok(())
+    }
+
+    /// Whether the buffer holds exactly `other`, compared in constant time.
+    ///
+    /// False on a length mismatch and for a destroyed buffer.
+    pub fn equal_to(&self, other: &[u8]) -> bool {
+        let data = self.bytes();
+        self.region.is_alive() && bool::from(ct::eq(&data, other))
+    }
+
+    /// Overwrites the data with random bytes from the operating system.
+    /// Fails with [`Error::Immutable`] when frozen.
+    pub fn scramble(&mut self) -> Result<()> {
+        scramble_bytes(&mut self.bytes_mut()?)
+    }
+
+    /// Overwrites the data with zeros. Fails with [`Error::Immutable`] when
+    /// frozen (see the [`Zeroize`] impl for a wipe that ignores freezing).
+    pub fn wipe(&mut self) -> Result<()> {
+        wipe_bytes(&mut self.bytes_mut()?);
+        Ok(())
+    }
+
+    /// Wipes the data, checks the canary and unmaps the memory. The same
+    /// happens on drop; this spells it out.
+    pub fn destroy(self) {
+        drop(self);
+    }
+
+    /// A reader over the data (`Read`, `BufRead`, `Seek`), holding a shared
+    /// borrow for as long as it lives. Empty once destroyed.
+    ///
+    /// ```
+    /// use std::io::Read;
+    ///
+    /// let mut src = *b"token";
+    /// let buf = memguard::LockedBuffer::from_bytes(&mut src)?;
+    /// let mut first = [0u8; 3];
+    /// buf.reader().read_exact(&mut first).unwrap();
+    /// assert_eq!(&first, b"tok");
+    /// # Ok::<(), memguard::Error>(())
+    /// ```
+    pub fn reader(&self) -> Cursor<Ref<'_, [u8]>> {
+        Cursor::new(self.bytes())
+    }
+
+    /// The page size this buffer was mapped with.
+    pub fn page_size(&self) -> usize {
+        self.region.page_size()
+    }
+
+    /// Whether forked children see the data as zeros (`MADV_WIPEONFORK`,
+    /// true) or do not get the pages at all (`MADV_DONTFORK`, false, on
+    /// kernels older than 4.14).
+    pub fn wipes_on_fork(&self) -> bool {
+        self.region.fork_policy() == crate::mem::ForkPolicy::WipeOnFork
+    }
+}
+
+/// `offset..offset + len` if it fits in `size`.
+pub(super) fn checked_range(
+    offset: usize,
+    len: usize,
+    size: usize,
+) -> Result<std::ops::Range<usize>> {
+    match offset.checked_add(len) {
+        Some(end) if end <= size => Ok(offset..end),
+        _ => Err(Error::OutOfRange { offset, len, size }),
+    }
+}
+
+impl Drop for LockedBuffer {
+    fn drop(&mut self) {
+        registry::unregister(self.slot, &self.region);
+        self.region.destroy();
+    }
+}
+
+impl fmt::Debug for LockedBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockedBuffer")
+            .field("len", &self.len())
+            .field("alive", &self.is_alive())
+            .field("mutable", &self.is_mutable())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Wipes the data even when the buffer is frozen (it is melted for the wipe
+/// and frozen again). Does nothing once destroyed.
+impl Zeroize for LockedBuffer {
+    fn zeroize(&mut self) {
+        let frozen = self.region.is_frozen();
+        if frozen && self.melt().is_err() {
+            return;
+        }
+        let _ = self.wipe();
+        if frozen {
+            let _ = self.freeze();
+        }
+    }
+}
+
+/// Compares two buffers' contents in constant time. Buffers of different
+/// lengths, and destroyed buffers, are unequal.
+impl ConstantTimeEq for LockedBuffer {
+    fn ct_eq(&self, other: &LockedBuffer) -> Choice {
+        let (a, b) = (self.bytes(), other.bytes());
+        let alive = Choice::from(u8::from(self.is_alive() && other.is_alive()));
+        alive & ct::eq(&a, &b)
+    }
+}

@@ -1,0 +1,6 @@
+//! Cryptographic helpers: constant-time comparison and copy, randomness.
+
+pub(crate) mod ct;
+mod random;
+
+pub use random::scramble_bytes;

@@ -1,0 +1,241 @@
+//! The crate's error type.
+
+use std::fmt;
+use std::io;
+
+/// Shorthand for `std::result::Result<T, memguard::Error>`.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything that can go wrong in this crate.
+///
+/// Every variant says what happened and, where there is one, what to do about
+/// it. No variant ever carries secret data: an error can be logged freely.
+///
+/// The enum is `#[non_exhaustive]`: match the variants you care about and keep
+/// a catch-all arm.
+///
+/// ```
+/// use memguard::{Error, LockedBuffer};
+///
+/// assert!(matches!(LockedBuffer::new(0), Err(Error::NullBuffer)));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A size of zero was asked for, or a source held no data.
+    #[error("null buffer: a buffer must hold at least one byte (size 0 or no data was given)")]
+    NullBuffer,
+
+    /// The buffer was destroyed (explicitly, on drop or by `purge`).
+    #[error("the buffer has been destroyed; create a new one")]
+    Destroyed,
+
+    /// The buffer is frozen (read-only); call `melt()` before writing to it.
+    #[error("the buffer is immutable (frozen); call melt() before writing to it")]
+    Immutable,
+
+    /// Authentication of sealed data failed: the ciphertext was altered, or
+    /// the session key it was sealed under has been purged since.
+    #[error("decryption failed: the ciphertext was modified or its key was purged")]
+    DecryptionFailed,
+
+    /// An offset and length reach past the end of the buffer. Nothing was
+    /// written.
+    #[error("out of range: {len} bytes at offset {offset} do not fit in a buffer of {size} bytes; nothing was written")]
+    OutOfRange {
+        /// The offset that was asked for.
+        offset: usize,
+        /// The number of bytes that were to be written or viewed.
+        len: usize,
+        /// The size of the buffer.
+        size: usize,
+    },
+
+    /// A typed view does not fit the buffer's length or alignment.
+    #[error("cannot view {size} bytes as {type_name} (size {type_size}, alignment {type_align}): {reason}")]
+    Layout {
+        /// The name of the type that was asked for.
+        type_name: &'static str,
+        /// `size_of` the type (of one element for slice views).
+        type_size: usize,
+        /// `align_of` the type.
+        type_align: usize,
+        /// The length of the buffer in bytes.
+        size: usize,
+        /// Why the view does not fit.
+        reason: &'static str,
+    },
+
+    /// Reading from a source failed or ended early. Whatever was read has
+    /// been wiped.
+    #[error("read failed after {read} bytes (the partial data was wiped): {source}")]
+    Io {
+        /// How many bytes were read before the failure.
+        read: usize,
+        /// The underlying error; `UnexpectedEof` for a source that ended early.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Locking memory failed: the process hit its `RLIMIT_MEMLOCK`.
+    #[error("{}", MemlockMessage { requested: *requested, limit: *limit, source })]
+    MemoryLock {
+        /// How many bytes were to be locked.
+        requested: usize,
+        /// The soft `RLIMIT_MEMLOCK` in bytes at the time (`None`: unlimited).
+        limit: Option<u64>,
+        /// The error the kernel returned.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The size asked for cannot be mapped on this machine.
+    #[error("a buffer of {size} bytes is too large to allocate on this machine")]
+    TooLarge {
+        /// The size that was asked for.
+        size: usize,
+    },
+
+    /// The buffer is borrowed in a way that conflicts with the request; drop
+    /// the other guard first.
+    #[error("the buffer is borrowed elsewhere; drop the other guard first")]
+    Busy,
+
+    /// Process hardening has already been applied, so it can no longer be
+    /// switched off.
+    #[error("process hardening was already applied; call disable_process_hardening() before any other memguard function")]
+    HardeningAlreadyApplied,
+
+    /// The operating system's random number generator failed.
+    #[error("the operating system's random number generator failed: {0}")]
+    Random(String),
+
+    /// A system call failed.
+    #[error("{operation} failed: {source}")]
+    Os {
+        /// The call that failed, such as `mmap` or `mprotect`.
+        operation: &'static str,
+        /// The error the kernel returned.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn os(operation: &'static str, errno: rustix::io::Errno) -> Error {
+        Error::Os {
+            operation,
+            source: errno.into(),
+        }
+    }
+}
+
+impl From<getrandom::Error> for Error {
+    fn from(e: getrandom::Error) -> Error {
+        Error::Random(e.to_string())
+    }
+}
+
+/// Turns an [`Error`] into an [`io::Error`], for use in `Read`/`Write` impls.
+///
+/// `Io` errors give back their source; `DecryptionFailed` becomes
+/// `InvalidData`; `Destroyed`, `Immutable` and `NullBuffer` become
+/// `InvalidInput`; the rest become `Other`. The original error stays
+/// reachable through [`io::Error::get_ref`].
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        let kind = match &e {
+            Error::Io { source, .. } => source.kind(),
+            Error::DecryptionFailed => io::ErrorKind::InvalidData,
+            Error::Destroyed | Error::Immutable | Error::NullBuffer => io::ErrorKind::InvalidInput,
+            Error::OutOfRange { .. } | Error::Layout { .. } => io::ErrorKind::InvalidInput,
+            Error::MemoryLock { .. } | Error::TooLarge { .. } => io::ErrorKind::OutOfMemory,
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// Renders the mlock failure with the limit and the fix.
+struct MemlockMessage<'a> {
+    requested: usize,
+    limit: Option<u64>,
+    source: &'a io::Error,
+}
+
+impl fmt::Display for MemlockMessage<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "mlock of {} failed ({}): ",
+            Size(self.requested as u64),
+            self.source
+        )?;
+        match self.limit {
+            Some(limit) => write!(
+                f,
+                "RLIMIT_MEMLOCK is {} and locked memory is used up; destroy buffers you no longer \
+                 need, raise the limit with `ulimit -l` (or LimitMEMLOCK= in a systemd unit, \
+                 --ulimit memlock= for a container) or grant CAP_IPC_LOCK",
+                Size(limit)
+            ),
+            None => write!(
+                f,
+                "RLIMIT_MEMLOCK is unlimited, so the kernel is out of lockable memory; destroy \
+                 buffers you no longer need"
+            ),
+        }
+    }
+}
+
+/// A byte count printed in the unit that reads best (B, KiB, MiB, GiB).
+pub(crate) struct Size(pub(crate) u64);
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [&str; 4] = ["bytes", "KiB", "MiB", "GiB"];
+        let mut value = self.0;
+        let mut unit = 0;
+        while unit < UNITS.len() - 1 && value >= 1024 && value % 1024 == 0 {
+            value /= 1024;
+            unit += 1;
+        }
+        write!(f, "{} {}", value, UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_print_in_the_largest_exact_unit() {
+        assert_eq!(Size(0).to_string(), "0 bytes");
+        assert_eq!(Size(65536).to_string(), "64 KiB");
+        assert_eq!(Size(8 << 20).to_string(), "8 MiB");
+        assert_eq!(Size(1000).to_string(), "1000 bytes");
+        assert_eq!(Size(1536).to_string(), "1536 bytes");
+    }
+
+    #[test]
+    fn mlock_message_names_limit_and_fix() {
+        let e = Error::MemoryLock {
+            requested: 4096,
+            limit: Some(65536),
+            source: io::Error::from_raw_os_error(12),
+        };
+        let text = e.to_string();
+        assert!(text.contains("mlock"), "{text}");
+        assert!(text.contains("RLIMIT_MEMLOCK is 64 KiB"), "{text}");
+        assert!(text.contains("ulimit -l"), "{text}");
+        assert!(text.contains("CAP_IPC_LOCK"), "{text}");
+    }
+
+    #[test]
+    fn io_conversion_keeps_kind_and_source() {
+        let e: io::Error = Error::DecryptionFailed.into();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        let inner = e.get_ref().and_then(|i| i.downcast_ref::<Error>());
+        assert!(matches!(inner, Some(Error::DecryptionFailed)));
+    }
+}

@@ -1,0 +1,39 @@
+//! The memory layer: guarded page mappings, their protection, locking and
+//! advice, the canary, wiping, and the borrow guards. This module and the
+//! crash handler are the only places with `unsafe` code.
+
+mod backend;
+mod borrow;
+mod canary;
+mod corruption;
+mod harden;
+mod layout;
+#[cfg(target_os = "linux")]
+mod linux;
+mod reference;
+mod reference_mut;
+mod region;
+mod wipe;
+
+#[cfg(target_os = "linux")]
+type Os = linux::Linux;
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "memguard has a memory backend for Linux only so far; a new platform implements \
+     mem::backend::Pages in a file of its own"
+);
+
+pub(crate) use backend::ForkPolicy;
+pub(crate) use corruption::{report_and_abort, set_wipe_all, CanaryCorruption};
+pub use harden::{disable_process_hardening, is_process_hardened};
+pub use reference::Ref;
+pub use reference_mut::RefMut;
+pub(crate) use region::Region;
+pub use wipe::wipe_bytes;
+
+/// The system's page size.
+pub(crate) fn page_size() -> usize {
+    use backend::Pages;
+    Os::page_size()
+}

@@ -1,0 +1,304 @@
+//! [`Region`]: one guarded, locked mapping holding one buffer's bytes.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use super::backend::{Access, ForkPolicy, Pages};
+use super::borrow::{BorrowState, Refused};
+use super::corruption::{self, CanaryCorruption};
+use super::layout::Layout;
+use super::reference::Ref;
+use super::reference_mut::RefMut;
+use super::{canary, harden, wipe, Os};
+use crate::error::{Error, Result};
+
+/// A guarded mapping: `[guard][canary | data][guard]`, the data pages locked,
+/// kept out of core dumps and forked children.
+///
+/// Every access to the bytes goes through a [`Ref`] or [`RefMut`], counted in
+/// a [`BorrowState`]; destruction waits for the last of them without anyone
+/// blocking, so no safe code can see the memory wiped or unmapped.
+pub(crate) struct Region {
+    base: NonNull<u8>,
+    layout: Layout,
+    canary: &'static [u8],
+    len: AtomicUsize,
+    state: BorrowState,
+    frozen: AtomicBool,
+    fork: ForkPolicy,
+}
+
+// SAFETY: the mapping belongs to this Region alone, and every access to its
+// bytes from safe code goes through Ref/RefMut, whose creation and release
+// are synchronised by the atomic BorrowState; `len` and `frozen` are atomics
+// changed only under the exclusive borrow.
+unsafe impl Send for Region {}
+// SAFETY: as for Send: shared access hands out only counted Ref guards.
+unsafe impl Sync for Region {}
+
+impl Region {
+    /// Maps a writable, zero-filled region for `len` bytes.
+    pub(crate) fn new(len: usize) -> Result<Region> {
+        harden::ensure();
+        let page = Os::page_size();
+        let layout = Layout::new(len, page)?;
+        let canary = canary::pattern(page)?;
+        let base = Os::allocate(layout.total())?;
+        // SAFETY: base comes from allocate() with layout.total() bytes, so the
+        // data pages lie inside it.
+        let data = unsafe { base.add(layout.data_pages_offset()) };
+        let n = layout.data_pages;
+        // SAFETY: the range is inside the mapping we just made; no reference
+        // to it exists yet.
+        let set_up = unsafe {
+            Os::protect(data, n, Access::ReadWrite)
+                .and_then(|()| Os::lock(data, n))
+                .and_then(|()| Os::advise(data, n))
+        };
+        let fork = match set_up {
+            Ok(fork) => fork,
+            Err(e) => {
+                // SAFETY: exactly the mapping allocate() returned, never shared.
+                unsafe { Os::free(base, layout.total()) };
+                return Err(e);
+            }
+        };
+        let region = Region {
+            base,
+            layout,
+            canary,
+            len: AtomicUsize::new(len),
+            state: BorrowState::new(),
+            frozen: AtomicBool::new(false),
+            fork,
+        };
+        let slack = layout.slack(len);
+        if slack > 0 {
+            // SAFETY: the slack is the start of the writable data pages; the
+            // region is not shared yet, so this is the only reference.
+            let bytes = unsafe { std::slice::from_raw_parts_mut(data.as_ptr(), slack) };
+            canary::write(bytes, canary);
+        }
+        Ok(region)
+    }
+
+    /// The length of the data in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// The page size the region was made with.
+    pub(crate) fn page_size(&self) -> usize {
+        self.layout.page
+    }
+
+    /// Whether the data pages are read-only.
+    pub(crate) fn is_frozen(&self) -> bool {
+        self.frozen.load(Ordering::Acquire)
+    }
+
+    /// Whether the region is neither destroyed nor about to be.
+    pub(crate) fn is_alive(&self) -> bool {
+        !self.state.is_gone()
+    }
+
+    /// How forked children are kept from the data.
+    pub(crate) fn fork_policy(&self) -> ForkPolicy {
+        self.fork
+    }
+
+    /// Borrows the data for reading; `None` once destruction is requested.
+    pub(crate) fn read(&self) -> Option<Ref<'_, [u8]>> {
+        self.state.read().ok()?;
+        let len = self.len();
+        let ptr = NonNull::slice_from_raw_parts(self.data_ptr(len), len);
+        Some(Ref::new(ptr, self))
+    }
+
+    /// Borrows the data for writing.
+    ///
+    /// Fails with [`Error::Destroyed`] once destruction is requested,
+    /// [`Error::Immutable`] when frozen, [`Error::Busy`] while borrowed.
+    pub(crate) fn write(&self) -> Result<RefMut<'_, [u8]>> {
+        self.begin_write()?;
+        if self.is_frozen() {
+            self.end_write();
+            return Err(Error::Immutable);
+        }
+        let len = self.len();
+        let ptr = NonNull::slice_from_raw_parts(self.data_ptr(len), len);
+        Ok(RefMut::new(ptr, self))
+    }
+
+    /// Makes the data pages read-only (`true`) or writable (`false`).
+    pub(crate) fn set_frozen(&self, frozen: bool) -> Result<()> {
+        self.begin_write()?;
+        let mut result = Ok(());
+        if self.is_frozen() != frozen {
+            let access = if frozen {
+                Access::ReadOnly
+            } else {
+                Access::ReadWrite
+            };
+            // SAFETY: the data pages are inside our mapping, and we hold the
+            // exclusive borrow, so no RefMut exists that could write to pages
+            // made read-only.
+            result = unsafe { Os::protect(self.data_pages(), self.layout.data_pages, access) };
+            if result.is_ok() {
+                self.frozen.store(frozen, Ordering::Release);
+            }
+        }
+        self.end_write();
+        result
+    }
+
+    /// Shortens the data to its first `new_len` bytes, moving them right so
+    /// they end at the trailing guard page, and fills the freed space with
+    /// canary. Used by constructors that read an unknown amount.
+    pub(crate) fn shrink_to_prefix(&self, new_len: usize) -> Result<()> {
+        let mut all = self.write_all_pages()?;
+        let old_len = self.len();
+        if new_len == 0 || new_len > old_len {
+            drop(all);
+            return Err(Error::OutOfRange {
+                offset: 0,
+                len: new_len,
+                size: old_len,
+            });
+        }
+        let old_start = self.layout.slack(old_len);
+        let new_start = self.layout.slack(new_len);
+        all.copy_within(old_start..old_start + new_len, new_start);
+        canary::write(&mut all[..new_start], self.canary);
+        self.len.store(new_len, Ordering::Release);
+        Ok(())
+    }
+
+    /// Requests destruction. Done at once when nothing is borrowed, else when
+    /// the last borrow is released. A corrupted canary aborts the process
+    /// after every other buffer is wiped.
+    pub(crate) fn destroy(&self) {
+        if self.state.request_destroy() {
+            self.finish_destroy();
+        }
+    }
+
+    /// As [`Region::destroy`], but a corrupted canary is returned rather than
+    /// acted on, so that a purge can wipe everything else first.
+    pub(crate) fn destroy_collecting(&self) -> Option<CanaryCorruption> {
+        if self.state.request_destroy() {
+            self.wipe_and_unmap().err()
+        } else {
+            None
+        }
+    }
+
+    /// Releases a shared borrow taken by [`Region::read`].
+    pub(super) fn end_read(&self) {
+        if self.state.release_read() {
+            self.finish_destroy();
+        }
+    }
+
+    /// Releases the exclusive borrow.
+    pub(super) fn end_write(&self) {
+        if self.state.release_write() {
+            self.finish_destroy();
+        }
+    }
+
+    fn begin_write(&self) -> Result<()> {
+        self.state.write().map_err(|r| match r {
+            Refused::Gone => Error::Destroyed,
+            Refused::Busy => Error::Busy,
+        })
+    }
+
+    /// A writable view of all the data pages, canary included.
+    fn write_all_pages(&self) -> Result<RefMut<'_, [u8]>> {
+        self.begin_write()?;
+        if self.is_frozen() {
+            self.end_write();
+            return Err(Error::Immutable);
+        }
+        let ptr = NonNull::slice_from_raw_parts(self.data_pages(), self.layout.data_pages);
+        Ok(RefMut::new(ptr, self))
+    }
+
+    fn finish_destroy(&self) {
+        if let Err(corrupted) = self.wipe_and_unmap() {
+            corruption::fatal(corrupted);
+        }
+    }
+
+    /// Wipes the data, checks the canary and unmaps. Called exactly once, by
+    /// whoever won the right to destroy in the BorrowState.
+    fn wipe_and_unmap(&self) -> std::result::Result<(), CanaryCorruption> {
+        let len = self.len();
+        let pages = self.data_pages();
+        let size = self.layout.data_pages;
+        let writable = !self.is_frozen()
+            // SAFETY: our data pages; destruction has been claimed, so no
+            // borrow exists and none can be taken any more.
+            || unsafe { Os::protect(pages, size, Access::ReadWrite) }.is_ok();
+        let slack = self.layout.slack(len);
+        let intact = if writable {
+            // SAFETY: the pages are mapped and writable; having claimed
+            // destruction we hold the only access to them.
+            let all = unsafe { std::slice::from_raw_parts_mut(pages.as_ptr(), size) };
+            let (canary_bytes, data) = all.split_at_mut(slack);
+            wipe::wipe_bytes(data);
+            canary::intact(canary_bytes, self.canary)
+                .then_some(0)
+                .ok_or_else(|| canary::damaged(canary_bytes, self.canary))
+        } else {
+            // SAFETY: the pages are mapped and readable; no one else uses them.
+            let all = unsafe { std::slice::from_raw_parts(pages.as_ptr(), size) };
+            let canary_bytes = &all[..slack];
+            canary::intact(canary_bytes, self.canary)
+                .then_some(0)
+                .ok_or_else(|| canary::damaged(canary_bytes, self.canary))
+        };
+        // SAFETY: exactly the mapping made in new(); nothing can reach it any
+        // more because the BorrowState says destroyed.
+        unsafe { Os::free(self.base, self.layout.total()) };
+        intact.map(|_| ()).map_err(|damaged| CanaryCorruption {
+            address: self.base.as_ptr() as usize + self.layout.data_offset(len),
+            len,
+            slack,
+            damaged,
+        })
+    }
+
+    fn data_pages(&self) -> NonNull<u8> {
+        // SAFETY: the offset is inside the mapping of layout.total() bytes.
+        unsafe { self.base.add(self.layout.data_pages_offset()) }
+    }
+
+    fn data_ptr(&self, len: usize) -> NonNull<u8> {
+        // SAFETY: data_offset(len) + len ends at the trailing guard page, so
+        // the offset is inside the mapping.
+        unsafe { self.base.add(self.layout.data_offset(len)) }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // Normally the owner destroyed it already; this is the backstop.
+        if self.state.request_destroy() {
+            if let Err(c) = self.wipe_and_unmap() {
+                corruption::fatal(c);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Region {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Region")
+            .field("len", &self.len())
+            .field("frozen", &self.is_frozen())
+            .field("alive", &self.is_alive())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,48 @@
+//! [`purge`]: destroy every live buffer.
+
+use crate::buffer::registry;
+use crate::mem;
+
+/// Destroys every live [`LockedBuffer`](crate::LockedBuffer) in the process.
+///
+/// Each buffer is wiped and unmapped. A buffer that is borrowed at the time
+/// (a [`Ref`](crate::Ref) or [`RefMut`](crate::RefMut) is alive, on any
+/// thread) stops handing out new guards at once and is wiped and unmapped
+/// when its last guard is dropped: `purge` never waits for a guard, never
+/// deadlocks (even when the calling thread holds one), and never frees memory
+/// a guard can still read. Buffers created after `purge` starts are not
+/// touched.
+///
+/// If a buffer's canary turns out to be overwritten, every other buffer is
+/// still wiped first; then the damage is reported on stderr and the process
+/// aborts.
+///
+/// ```
+/// let key = memguard::LockedBuffer::random(32)?;
+/// memguard::purge();
+/// assert!(!key.is_alive());
+/// assert!(key.bytes().is_empty());
+/// # Ok::<(), memguard::Error>(())
+/// ```
+pub fn purge() {
+    let corrupted = registry::destroy_all();
+    if !corrupted.is_empty() {
+        mem::report_and_abort(&corrupted);
+    }
+}
+
+/// The number of live [`LockedBuffer`](crate::LockedBuffer)s in the process.
+///
+/// Useful to check that nothing leaks:
+///
+/// ```
+/// let before = memguard::live_buffers();
+/// let buf = memguard::LockedBuffer::new(8)?;
+/// assert!(memguard::live_buffers() >= 1);
+/// drop(buf);
+/// # let _ = before;
+/// # Ok::<(), memguard::Error>(())
+/// ```
+pub fn live_buffers() -> usize {
+    registry::live()
+}
