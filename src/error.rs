@@ -51,6 +51,17 @@ pub enum Error {
         size: usize,
     },
 
+    /// A destination buffer's length differs from what must go in it.
+    #[error(
+        "size mismatch: {expected} bytes must go into a buffer of exactly that size, not {actual}"
+    )]
+    SizeMismatch {
+        /// The length required.
+        expected: usize,
+        /// The length given.
+        actual: usize,
+    },
+
     /// A typed view does not fit the buffer's length or alignment.
     #[error("cannot view {size} bytes as {type_name} (size {type_size}, alignment {type_align}): {reason}")]
     Layout {
@@ -148,7 +159,9 @@ impl From<Error> for io::Error {
             Error::Io { source, .. } => source.kind(),
             Error::DecryptionFailed => io::ErrorKind::InvalidData,
             Error::Destroyed | Error::Immutable | Error::NullBuffer => io::ErrorKind::InvalidInput,
-            Error::OutOfRange { .. } | Error::Layout { .. } => io::ErrorKind::InvalidInput,
+            Error::OutOfRange { .. } | Error::Layout { .. } | Error::SizeMismatch { .. } => {
+                io::ErrorKind::InvalidInput
+            }
             Error::MemoryLock { .. } | Error::TooLarge { .. } => io::ErrorKind::OutOfMemory,
             _ => io::ErrorKind::Other,
         };

@@ -51,7 +51,9 @@
 #![warn(rust_2018_idioms)]
 
 mod buffer;
+mod coffer;
 mod crypto;
+mod enclave;
 mod error;
 #[allow(unsafe_code)]
 mod mem;
@@ -59,7 +61,9 @@ mod session;
 
 pub use buffer::LockedBuffer;
 pub use bytemuck;
+pub use coffer::set_rekey_interval;
 pub use crypto::scramble_bytes;
+pub use enclave::Enclave;
 pub use error::{Error, Result};
 pub use mem::{disable_process_hardening, is_process_hardened, wipe_bytes, Ref, RefMut};
-pub use session::{live_buffers, purge};
+pub use session::{live_buffers, purge, safe_exit, safe_panic};

@@ -1,9 +1,14 @@
 //! [`purge`]: destroy every live buffer.
 
 use crate::buffer::registry;
-use crate::mem;
+use crate::{coffer, mem};
 
-/// Destroys every live [`LockedBuffer`](crate::LockedBuffer) in the process.
+/// Destroys the session key and every live [`LockedBuffer`](crate::LockedBuffer)
+/// in the process.
+///
+/// Every existing [`Enclave`](crate::Enclave) becomes undecryptable (opening
+/// it gives [`Error::DecryptionFailed`](crate::Error::DecryptionFailed));
+/// enclaves sealed afterwards use a fresh key and work as usual.
 ///
 /// Each buffer is wiped and unmapped. A buffer that is borrowed at the time
 /// (a [`Ref`](crate::Ref) or [`RefMut`](crate::RefMut) is alive, on any
@@ -25,6 +30,7 @@ use crate::mem;
 /// # Ok::<(), memguard::Error>(())
 /// ```
 pub fn purge() {
+    coffer::destroy();
     let corrupted = registry::destroy_all();
     if !corrupted.is_empty() {
         mem::report_and_abort(&corrupted);

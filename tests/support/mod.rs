@@ -88,3 +88,61 @@ pub fn set_memlock_limit(bytes: u64) {
     )
     .expect("set RLIMIT_MEMLOCK");
 }
+
+/// As [`run_child`], but the child must end within `timeout`: if it is still
+/// running then, it is killed and the calling test panics (with what the
+/// child printed so far), so that a hanging child cannot hang the suite.
+pub fn run_child_timeout(test_name: &str, scenario: &str, timeout: std::time::Duration) -> Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::time::Instant;
+
+    let exe = std::env::current_exe().expect("current test binary");
+    let mut child = Command::new(exe)
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, scenario)
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn child test process");
+    // Drain both pipes on threads so that a chatty child cannot block on a
+    // full pipe while we wait for it.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let out_reader = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err_reader = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait().expect("wait for child test process") {
+            Some(status) => break status,
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let status = child.wait().expect("reap killed child");
+                let out = Output {
+                    status,
+                    stdout: out_reader.join().unwrap_or_default(),
+                    stderr: err_reader.join().unwrap_or_default(),
+                };
+                panic!(
+                    "child {test_name} [{scenario}] still running after {timeout:?}; killed it\n{}",
+                    describe(&out)
+                );
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(5)),
+        }
+    };
+    Output {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    }
+}

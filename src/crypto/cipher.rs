@@ -1,0 +1,178 @@
+//! XSalsa20-Poly1305 (NaCl `crypto_secretbox`), built from RustCrypto's
+//! `salsa20` and `poly1305` so that encryption can read from one buffer and
+//! write to another: plaintext in guarded memory, ciphertext in ordinary
+//! memory, and no copy of the plaintext anywhere else.
+//!
+//! The construction: the XSalsa20 keystream for (key, nonce); its first 32
+//! bytes are the one-time Poly1305 key; the rest is XORed with the message;
+//! the tag is Poly1305 of the ciphertext. Byte for byte what NaCl's and
+//! libsodium's `crypto_secretbox_easy` produce (checked against the
+//! `crypto_secretbox` crate in the tests).
+
+use poly1305::universal_hash::KeyInit;
+use poly1305::Poly1305;
+use salsa20::cipher::{KeyIvInit, StreamCipher};
+use salsa20::XSalsa20;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
+
+/// Bytes in a key.
+pub(crate) const KEY_LEN: usize = 32;
+/// Bytes in a nonce.
+pub(crate) const NONCE_LEN: usize = 24;
+/// Bytes in an authentication tag.
+pub(crate) const TAG_LEN: usize = 16;
+
+/// A cipher keyed for one message: the keystream positioned after the
+/// Poly1305 key, and the MAC keyed. Both are wiped on drop (the keystream
+/// state by `salsa20`'s zeroize feature; the one-time MAC key is useless for
+/// any other message).
+pub(crate) struct MessageCipher {
+    stream: XSalsa20,
+    mac: Poly1305,
+}
+
+impl MessageCipher {
+    /// Keys the cipher for one message under `key` and `nonce`.
+    pub(crate) fn new(key: &[u8; KEY_LEN], nonce: &[u8; NONCE_LEN]) -> MessageCipher {
+        let mut stream = XSalsa20::new(key.into(), nonce.into());
+        let mut mac_key = [0u8; KEY_LEN];
+        stream.apply_keystream(&mut mac_key);
+        let mac = Poly1305::new((&mac_key).into());
+        mac_key.zeroize();
+        MessageCipher { stream, mac }
+    }
+
+    /// Encrypts `plaintext` into `ciphertext` and returns the tag.
+    ///
+    /// # Panics
+    /// When the lengths differ: a bug in the caller, never a data error.
+    pub(crate) fn seal(mut self, plaintext: &[u8], ciphertext: &mut [u8]) -> [u8; TAG_LEN] {
+        // Buffer to buffer: the plaintext is read where it is and never
+        // copied into `ciphertext` (which is ordinary memory).
+        self.stream
+            .apply_keystream_b2b(plaintext, ciphertext)
+            .expect("seal: plaintext and ciphertext lengths differ");
+        self.mac.compute_unpadded(ciphertext).into()
+    }
+
+    /// The tag of `ciphertext`, without encrypting anything.
+    pub(crate) fn tag(self, ciphertext: &[u8]) -> [u8; TAG_LEN] {
+        self.mac.compute_unpadded(ciphertext).into()
+    }
+
+    /// Checks the tag over `ciphertext` in constant time, and only if it
+    /// matches decrypts into `plaintext` (same length). On a mismatch
+    /// `plaintext` is not touched.
+    pub(crate) fn open(
+        mut self,
+        ciphertext: &[u8],
+        tag: &[u8; TAG_LEN],
+        plaintext: &mut [u8],
+    ) -> Result<(), TagMismatch> {
+        if plaintext.len() != ciphertext.len() {
+            return Err(TagMismatch);
+        }
+        let expected: [u8; TAG_LEN] = self.mac.compute_unpadded(ciphertext).into();
+        if !bool::from(expected.ct_eq(tag)) {
+            return Err(TagMismatch);
+        }
+        self.stream
+            .apply_keystream_b2b(ciphertext, plaintext)
+            .map_err(|_| TagMismatch)
+    }
+}
+
+/// The ciphertext or its tag was altered, or the key is not the one it was
+/// sealed under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TagMismatch;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crypto_secretbox::aead::Aead;
+
+    fn reference_seal(key: &[u8; 32], nonce: &[u8; 24], msg: &[u8]) -> Vec<u8> {
+        let cipher = crypto_secretbox::XSalsa20Poly1305::new(key.into());
+        cipher.encrypt(nonce.into(), msg).unwrap()
+    }
+
+    #[test]
+    fn matches_the_reference_secretbox_byte_for_byte() {
+        let key = [0x42u8; 32];
+        let nonce = [0x24u8; 24];
+        for len in [0usize, 1, 31, 32, 33, 63, 64, 65, 1000, 4096 + 7] {
+            let msg: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let mut ct = vec![0u8; len];
+            let tag = MessageCipher::new(&key, &nonce).seal(&msg, &mut ct);
+            let reference = reference_seal(&key, &nonce, &msg);
+            assert_eq!(&reference[..16], &tag, "tag, len {len}");
+            assert_eq!(&reference[16..], &ct[..], "ciphertext, len {len}");
+            assert_eq!(MessageCipher::new(&key, &nonce).tag(&ct), tag);
+
+            let mut back = vec![0u8; len];
+            MessageCipher::new(&key, &nonce)
+                .open(&ct, &tag, &mut back)
+                .unwrap();
+            assert_eq!(back, msg);
+        }
+    }
+
+    #[test]
+    fn nacl_test_vector() {
+        // The secretbox vector from NaCl's tests (tests/secretbox.c): the
+        // first bytes of its ciphertext.
+        let key: [u8; 32] = [
+            0x1b, 0x27, 0x55, 0x64, 0x73, 0xe9, 0x85, 0xd4, 0x62, 0xcd, 0x51, 0x19, 0x7a, 0x9a,
+            0x46, 0xc7, 0x60, 0x09, 0x54, 0x9e, 0xac, 0x64, 0x74, 0xf2, 0x06, 0xc4, 0xee, 0x08,
+            0x44, 0xf6, 0x83, 0x89,
+        ];
+        let nonce: [u8; 24] = [
+            0x69, 0x69, 0x6e, 0xe9, 0x55, 0xb6, 0x2b, 0x73, 0xcd, 0x62, 0xbd, 0xa8, 0x75, 0xfc,
+            0x73, 0xd6, 0x82, 0x19, 0xe0, 0x03, 0x6b, 0x7a, 0x0b, 0x37,
+        ];
+        let msg: [u8; 16] = [
+            0xbe, 0x07, 0x5f, 0xc5, 0x3c, 0x81, 0xf2, 0xd5, 0xcf, 0x14, 0x13, 0x16, 0xeb, 0xeb,
+            0x0c, 0x7b,
+        ];
+        let mut ct = [0u8; 16];
+        // The tag covers NaCl's whole 131-byte message, so only the
+        // keystream part is compared for this 16-byte prefix.
+        MessageCipher::new(&key, &nonce).seal(&msg, &mut ct);
+        assert_eq!(
+            ct,
+            [
+                0x8e, 0x99, 0x3b, 0x9f, 0x48, 0x68, 0x12, 0x73, 0xc2, 0x96, 0x50, 0xba, 0x32, 0xfc,
+                0x76, 0xce
+            ]
+        );
+    }
+
+    #[test]
+    fn any_altered_byte_fails_and_leaves_the_output_alone() {
+        let key = [1u8; 32];
+        let nonce = [2u8; 24];
+        let msg = b"attack at dawn, bring snacks";
+        let mut ct = [0u8; 28];
+        let tag = MessageCipher::new(&key, &nonce).seal(msg, &mut ct);
+        for i in 0..ct.len() {
+            let mut bad = ct;
+            bad[i] ^= 0x80;
+            let mut out = [0xEEu8; 28];
+            let r = MessageCipher::new(&key, &nonce).open(&bad, &tag, &mut out);
+            assert_eq!(r, Err(TagMismatch));
+            assert_eq!(out, [0xEEu8; 28]);
+        }
+        let mut bad_tag = tag;
+        bad_tag[0] ^= 1;
+        let mut out = [0u8; 28];
+        assert!(MessageCipher::new(&key, &nonce)
+            .open(&ct, &bad_tag, &mut out)
+            .is_err());
+        let other_key = [9u8; 32];
+        assert!(MessageCipher::new(&other_key, &nonce)
+            .open(&ct, &tag, &mut out)
+            .is_err());
+    }
+}
