@@ -116,6 +116,25 @@ impl Enclave {
             });
         }
         let mut out = dst.bytes_mut()?;
+        self.open_to_slice(&mut out)
+    }
+
+    /// Authenticates, then decrypts into `dst` (exactly `len()` bytes).
+    /// `dst` is untouched on failure.
+    pub(crate) fn open_to_slice(&self, dst: &mut [u8]) -> Result<()> {
+        if dst.len() != self.len() {
+            return Err(Error::SizeMismatch {
+                expected: self.len(),
+                actual: dst.len(),
+            });
+        }
+        self.open_range_to_slice(0, dst)
+    }
+
+    /// Authenticates the whole ciphertext, then decrypts `dst.len()` bytes
+    /// from plaintext offset `offset` into `dst`. `dst` is untouched on
+    /// failure.
+    pub(crate) fn open_range_to_slice(&self, offset: usize, dst: &mut [u8]) -> Result<()> {
         let nonce = nonce_of(&self.sealed);
         let cipher = coffer::with_key(Some(self.generation), |key, _| {
             MessageCipher::new(key, &nonce)
@@ -124,7 +143,7 @@ impl Enclave {
             .try_into()
             .map_err(|_| Error::DecryptionFailed)?;
         cipher
-            .open(&self.sealed[HEADER..], &tag, &mut out)
+            .open_range(&self.sealed[HEADER..], &tag, offset, dst)
             .map_err(|_| Error::DecryptionFailed)
     }
 
@@ -150,7 +169,8 @@ impl Enclave {
         &mut self.sealed
     }
 
-    fn seal_bytes(plaintext: &[u8]) -> Result<Enclave> {
+    /// Seals a copy of `plaintext`, which is left as it is.
+    pub(crate) fn seal_bytes(plaintext: &[u8]) -> Result<Enclave> {
         if plaintext.is_empty() {
             return Err(Error::NullBuffer);
         }

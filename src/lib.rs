@@ -58,6 +58,7 @@ mod error;
 #[allow(unsafe_code)]
 mod mem;
 mod session;
+mod stream;
 
 pub use buffer::LockedBuffer;
 pub use bytemuck;
@@ -67,3 +68,4 @@ pub use enclave::Enclave;
 pub use error::{Error, Result};
 pub use mem::{disable_process_hardening, is_process_hardened, wipe_bytes, Ref, RefMut};
 pub use session::{live_buffers, purge, safe_exit, safe_panic};
+pub use stream::{Stream, DEFAULT_CHUNK_SIZE};

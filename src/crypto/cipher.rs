@@ -11,7 +11,7 @@
 
 use poly1305::universal_hash::KeyInit;
 use poly1305::Poly1305;
-use salsa20::cipher::{KeyIvInit, StreamCipher};
+use salsa20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
 use salsa20::XSalsa20;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
@@ -24,9 +24,9 @@ pub(crate) const NONCE_LEN: usize = 24;
 pub(crate) const TAG_LEN: usize = 16;
 
 /// A cipher keyed for one message: the keystream positioned after the
-/// Poly1305 key, and the MAC keyed. Both are wiped on drop (the keystream
-/// state by `salsa20`'s zeroize feature; the one-time MAC key is useless for
-/// any other message).
+/// Poly1305 key, and the MAC keyed. The keystream state is wiped on drop
+/// (`salsa20`'s zeroize feature); the one-time MAC key is useless for any
+/// other message.
 pub(crate) struct MessageCipher {
     stream: XSalsa20,
     mac: Poly1305,
@@ -64,8 +64,9 @@ impl MessageCipher {
     /// Checks the tag over `ciphertext` in constant time, and only if it
     /// matches decrypts into `plaintext` (same length). On a mismatch
     /// `plaintext` is not touched.
+    #[cfg(test)]
     pub(crate) fn open(
-        mut self,
+        self,
         ciphertext: &[u8],
         tag: &[u8; TAG_LEN],
         plaintext: &mut [u8],
@@ -73,12 +74,36 @@ impl MessageCipher {
         if plaintext.len() != ciphertext.len() {
             return Err(TagMismatch);
         }
+        self.open_range(ciphertext, tag, 0, plaintext)
+    }
+
+    /// Checks the tag over the whole `ciphertext` in constant time, and only
+    /// if it matches decrypts `plaintext.len()` bytes starting at `offset`
+    /// into `plaintext` (the keystream is moved there; nothing before it is
+    /// decrypted). On a mismatch, or a range outside the ciphertext,
+    /// `plaintext` is not touched.
+    pub(crate) fn open_range(
+        mut self,
+        ciphertext: &[u8],
+        tag: &[u8; TAG_LEN],
+        offset: usize,
+        plaintext: &mut [u8],
+    ) -> Result<(), TagMismatch> {
+        let part = offset
+            .checked_add(plaintext.len())
+            .and_then(|end| ciphertext.get(offset..end))
+            .ok_or(TagMismatch)?;
         let expected: [u8; TAG_LEN] = self.mac.compute_unpadded(ciphertext).into();
         if !bool::from(expected.ct_eq(tag)) {
             return Err(TagMismatch);
         }
+        // The first 32 bytes of keystream were the MAC key.
+        let position = (KEY_LEN as u64)
+            .checked_add(offset as u64)
+            .ok_or(TagMismatch)?;
+        self.stream.try_seek(position).map_err(|_| TagMismatch)?;
         self.stream
-            .apply_keystream_b2b(ciphertext, plaintext)
+            .apply_keystream_b2b(part, plaintext)
             .map_err(|_| TagMismatch)
     }
 }
@@ -147,6 +172,29 @@ mod tests {
                 0x76, 0xce
             ]
         );
+    }
+
+    #[test]
+    fn a_range_decrypts_to_the_same_bytes_as_the_whole() {
+        let key = [3u8; 32];
+        let nonce = [4u8; 24];
+        let msg: Vec<u8> = (0..1000).map(|i| (i * 13) as u8).collect();
+        let mut ct = vec![0u8; 1000];
+        let tag = MessageCipher::new(&key, &nonce).seal(&msg, &mut ct);
+        for (offset, len) in [(0, 1000), (1, 5), (63, 70), (64, 64), (999, 1), (500, 0)] {
+            let mut out = vec![0u8; len];
+            MessageCipher::new(&key, &nonce)
+                .open_range(&ct, &tag, offset, &mut out)
+                .unwrap();
+            assert_eq!(out, &msg[offset..offset + len]);
+        }
+        let mut out = [0u8; 2];
+        assert!(MessageCipher::new(&key, &nonce)
+            .open_range(&ct, &tag, 999, &mut out)
+            .is_err());
+        assert!(MessageCipher::new(&key, &nonce)
+            .open_range(&ct, &tag, usize::MAX, &mut out)
+            .is_err());
     }
 
     #[test]
