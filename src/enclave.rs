@@ -271,7 +271,7 @@ mod tests {
 
     #[test]
     fn tampering_anywhere_fails_and_dst_is_untouched() {
-        let e = Enclave::new(&mut *b"sixteen byte key".to_vec()).unwrap();
+        let e = Enclave::new(&mut b"sixteen byte key".to_vec()).unwrap();
         for i in 0..e.sealed_bytes().len() {
             let mut bad = e.clone();
             bad.sealed_bytes_mut()[i] ^= 0x01;

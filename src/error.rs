@@ -117,6 +117,13 @@ pub enum Error {
     #[error("process hardening was already applied; call disable_process_hardening() before any other memguard function")]
     HardeningAlreadyApplied,
 
+    /// The signal cannot be caught with `catch_signal`.
+    #[error("signal {signal} cannot be caught this way (SIGKILL and SIGSTOP cannot be caught at all; faults such as SIGSEGV, SIGBUS, SIGILL and SIGFPE are handled by the crash handler)")]
+    UncatchableSignal {
+        /// The signal number.
+        signal: i32,
+    },
+
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed: {0}")]
     Random(String),

@@ -58,6 +58,7 @@ mod error;
 #[allow(unsafe_code)]
 mod mem;
 mod session;
+mod signals;
 mod stream;
 
 pub use buffer::LockedBuffer;
@@ -66,6 +67,10 @@ pub use coffer::set_rekey_interval;
 pub use crypto::scramble_bytes;
 pub use enclave::Enclave;
 pub use error::{Error, Result};
-pub use mem::{disable_process_hardening, is_process_hardened, wipe_bytes, Ref, RefMut};
+pub use mem::{
+    crash_handler_installed, disable_process_hardening, is_process_hardened, wipe_bytes, Ref,
+    RefMut,
+};
 pub use session::{live_buffers, purge, safe_exit, safe_panic};
+pub use signals::{catch_interrupt, catch_signal, TERMINATING_SIGNALS};
 pub use stream::{Stream, DEFAULT_CHUNK_SIZE};

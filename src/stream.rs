@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::buffer::LockedBuffer;
 use crate::enclave::Enclave;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::mem::wipe_bytes;
 
 /// The default chunk size: 16 KiB.
@@ -28,7 +28,7 @@ pub const DEFAULT_CHUNK_SIZE: usize = 16 * 1024;
 /// `&Stream` too, so one thread can write while another reads.
 ///
 /// After [`purge`](crate::purge) the queued chunks cannot be opened: reads
-/// fail with `ErrorKind::InvalidData` wrapping [`Error::DecryptionFailed`],
+/// fail with `ErrorKind::InvalidData` wrapping [`Error::DecryptionFailed`](crate::Error::DecryptionFailed),
 /// and the chunks stay queued.
 ///
 /// ```
@@ -121,7 +121,7 @@ impl Stream {
     /// Takes the oldest chunk out, opened into a frozen [`LockedBuffer`];
     /// `None` when the stream is empty.
     ///
-    /// On failure (the key was purged: [`Error::DecryptionFailed`]) the
+    /// On failure (the key was purged: [`Error::DecryptionFailed`](crate::Error::DecryptionFailed)) the
     /// chunk stays queued.
     pub fn next_chunk(&mut self) -> Result<Option<LockedBuffer>> {
         let mut q = self.queue();
@@ -138,7 +138,7 @@ impl Stream {
 
     /// Takes everything queued out, opened into one frozen [`LockedBuffer`].
     ///
-    /// An empty stream gives [`Error::NullBuffer`]. On failure nothing is
+    /// An empty stream gives [`Error::NullBuffer`](crate::Error::NullBuffer). On failure nothing is
     /// taken out.
     pub fn drain(&mut self) -> Result<LockedBuffer> {
         let mut q = self.queue();
@@ -263,7 +263,7 @@ impl io::Write for Stream {
 
 /// Opens the oldest chunks into the caller's buffer; `Ok(0)` at the end.
 /// After a purge, `ErrorKind::InvalidData` wrapping
-/// [`Error::DecryptionFailed`], with nothing taken out.
+/// [`Error::DecryptionFailed`](crate::Error::DecryptionFailed), with nothing taken out.
 impl io::Read for &Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         Ok(self.pull(buf)?)
@@ -281,6 +281,7 @@ impl io::Read for Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Error;
     use std::io::{Read, Write};
 
     fn pattern(n: usize) -> Vec<u8> {

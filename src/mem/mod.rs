@@ -6,6 +6,8 @@ mod backend;
 mod borrow;
 mod canary;
 mod corruption;
+mod crash_handler;
+mod crash_table;
 mod harden;
 mod layout;
 #[cfg(target_os = "linux")]
@@ -31,6 +33,18 @@ pub use reference::Ref;
 pub use reference_mut::RefMut;
 pub(crate) use region::Region;
 pub use wipe::wipe_bytes;
+
+/// Whether the wipe-before-crash handler for SIGSEGV and SIGBUS is in
+/// place. It is installed on the first allocation.
+///
+/// ```
+/// let _key = memguard::LockedBuffer::new(32)?;
+/// assert!(memguard::crash_handler_installed());
+/// # Ok::<(), memguard::Error>(())
+/// ```
+pub fn crash_handler_installed() -> bool {
+    crash_handler::installed()
+}
 
 /// The system's page size.
 pub(crate) fn page_size() -> usize {

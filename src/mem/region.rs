@@ -9,7 +9,7 @@ use super::corruption::{self, CanaryCorruption};
 use super::layout::Layout;
 use super::reference::Ref;
 use super::reference_mut::RefMut;
-use super::{canary, harden, wipe, Os};
+use super::{canary, crash_handler, crash_table, harden, wipe, Os};
 use crate::error::{Error, Result};
 
 /// A guarded mapping: `[guard][canary | data][guard]`, the data pages locked,
@@ -26,6 +26,8 @@ pub(crate) struct Region {
     state: BorrowState,
     frozen: AtomicBool,
     fork: ForkPolicy,
+    /// This region's slot in the crash table, if it got one.
+    crash_slot: Option<usize>,
 }
 
 // SAFETY: the mapping belongs to this Region alone, and every access to its
@@ -40,6 +42,7 @@ impl Region {
     /// Maps a writable, zero-filled region for `len` bytes.
     pub(crate) fn new(len: usize) -> Result<Region> {
         harden::ensure();
+        crash_handler::install();
         let page = Os::page_size();
         let layout = Layout::new(len, page)?;
         let canary = canary::pattern(page)?;
@@ -71,6 +74,7 @@ impl Region {
             state: BorrowState::new(),
             frozen: AtomicBool::new(false),
             fork,
+            crash_slot: crash_table::add(data, n),
         };
         let slack = layout.slack(len);
         if slack > 0 {
@@ -259,8 +263,12 @@ impl Region {
                 .then_some(0)
                 .ok_or_else(|| canary::damaged(canary_bytes, self.canary))
         };
+        if let Some(slot) = self.crash_slot {
+            crash_table::remove(slot);
+        }
         // SAFETY: exactly the mapping made in new(); nothing can reach it any
-        // more because the BorrowState says destroyed.
+        // more because the BorrowState says destroyed, and the crash handler
+        // no longer lists it.
         unsafe { Os::free(self.base, self.layout.total()) };
         intact.map(|_| ()).map_err(|damaged| CanaryCorruption {
             address: self.base.as_ptr() as usize + self.layout.data_offset(len),

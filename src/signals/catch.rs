@@ -1,0 +1,105 @@
+//! [`catch_signal`] and [`catch_interrupt`].
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use signal_hook::consts::signal::{
+    SIGALRM, SIGBUS, SIGFPE, SIGHUP, SIGILL, SIGINT, SIGKILL, SIGQUIT, SIGSEGV, SIGSTOP, SIGTERM,
+    SIGUSR1, SIGUSR2,
+};
+use signal_hook::iterator::{Handle, Signals};
+
+use crate::error::{Error, Result};
+
+/// The signals caught when [`catch_signal`] is given an empty list: the
+/// usual requests to terminate.
+pub const TERMINATING_SIGNALS: &[i32] =
+    &[SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM];
+
+/// Signals that cannot be caught (SIGKILL, SIGSTOP) or must not be caught
+/// this way: a fault cannot be deferred to another thread (the crash handler
+/// deals with SIGSEGV and SIGBUS).
+const REFUSED: &[i32] = &[SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGILL, SIGFPE];
+
+type Handler = Arc<dyn Fn(i32) + Send + Sync + 'static>;
+
+/// The listening thread's handle and the handler it runs.
+static CURRENT: Mutex<Option<(Handle, Handler)>> = Mutex::new(None);
+
+fn current() -> MutexGuard<'static, Option<(Handle, Handler)>> {
+    CURRENT.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// On `signals`, runs `handler`, purges every secret and exits with code 1.
+///
+/// The handler runs on an ordinary thread, not in signal context, so it may
+/// do anything (log, flush, lock); a panic in it is caught and the purge
+/// still happens. An empty list means [`TERMINATING_SIGNALS`]. A later call
+/// replaces both the handler and the signals of the earlier one. Handlers
+/// that other code installed for other signals are left alone.
+///
+/// Fails with [`Error::UncatchableSignal`] for SIGKILL, SIGSTOP, SIGSEGV,
+/// SIGBUS, SIGILL and SIGFPE (faults are handled by the crash handler),
+/// and with [`Error::Os`] when the handler cannot be registered.
+///
+/// ```
+/// memguard::catch_signal(|signal| eprintln!("caught signal {signal}, wiping"), &[])?;
+/// assert!(memguard::catch_signal(|_| {}, &[9]).is_err()); // SIGKILL
+/// # Ok::<(), memguard::Error>(())
+/// ```
+pub fn catch_signal<F: Fn(i32) + Send + Sync + 'static>(handler: F, signals: &[i32]) -> Result<()> {
+    if let Some(&signal) = signals.iter().find(|s| REFUSED.contains(s)) {
+        return Err(Error::UncatchableSignal { signal });
+    }
+    let list = if signals.is_empty() {
+        TERMINATING_SIGNALS
+    } else {
+        signals
+    };
+    let mut incoming = Signals::new(list).map_err(|source| Error::Os {
+        operation: "sigaction",
+        source,
+    })?;
+    let handler: Handler = Arc::new(handler);
+    let handle = incoming.handle();
+    let listener = std::thread::Builder::new()
+        .name("memguard-signals".into())
+        .spawn(move || {
+            if let Some(signal) = incoming.forever().next() {
+                on_signal(signal);
+            }
+        });
+    if let Err(source) = listener {
+        handle.close();
+        return Err(Error::Os {
+            operation: "spawn signal thread",
+            source,
+        });
+    }
+    let previous = current().replace((handle, handler));
+    if let Some((old, _)) = previous {
+        // Unregisters the earlier signals and ends the earlier thread.
+        old.close();
+    }
+    Ok(())
+}
+
+/// On SIGINT (Ctrl-C), purges every secret and exits with code 1.
+///
+/// The same as `catch_signal(|_| {}, &[SIGINT])`; a later
+/// [`catch_signal`] replaces it.
+///
+/// ```
+/// memguard::catch_interrupt()?;
+/// # Ok::<(), memguard::Error>(())
+/// ```
+pub fn catch_interrupt() -> Result<()> {
+    catch_signal(|_| {}, &[SIGINT])
+}
+
+fn on_signal(signal: i32) -> ! {
+    let handler = current().as_ref().map(|(_, h)| Arc::clone(h));
+    if let Some(h) = handler {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(signal)));
+    }
+    crate::safe_exit(1)
+}
