@@ -192,6 +192,12 @@ impl fmt::Display for MemlockMessage<'_> {
             self.source
         )?;
         match self.limit {
+            Some(0) => write!(
+                f,
+                "RLIMIT_MEMLOCK is 0 bytes, so no memory can be locked; raise it with \
+                 `ulimit -l` (or LimitMEMLOCK= in a systemd unit, --ulimit memlock= for a \
+                 container) or grant CAP_IPC_LOCK"
+            ),
             Some(limit) => write!(
                 f,
                 "RLIMIT_MEMLOCK is {} and locked memory is used up; destroy buffers you no longer \

@@ -1056,7 +1056,7 @@ fn forked_child_sees_zeros_instead_of_buffer_data() {
         // test, never in the multi-threaded parent.
         Role::Child(_) => {
             let (buf, ptr) = filled_buffer(64, 0xAA);
-            let heap = vec![0xAAu8; 64];
+            let heap = Box::new([0xAAu8; 64]);
 
             let seen = fork_and_probe(ptr, buf.len());
             // Control: ordinary memory is copied into the forked child, so

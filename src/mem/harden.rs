@@ -17,7 +17,8 @@ use crate::error::{Error, Result};
 
 const UNTOUCHED: u8 = 0;
 const DISABLED: u8 = 1;
-const APPLIED: u8 = 2;
+const APPLYING: u8 = 2;
+const APPLIED: u8 = 3;
 
 static STATE: AtomicU8 = AtomicU8::new(UNTOUCHED);
 static APPLY: Once = Once::new();
@@ -67,14 +68,15 @@ pub fn is_process_hardened() -> bool {
 }
 
 /// Applies the hardening once, unless the application opted out. Cheap after
-/// the first call.
+/// the first call. A caller that arrives while another thread is applying it
+/// waits until it is done, so no buffer exists in an unhardened process.
 pub(crate) fn ensure() {
-    if STATE.load(Ordering::Acquire) != UNTOUCHED {
+    if matches!(STATE.load(Ordering::Acquire), APPLIED | DISABLED) {
         return;
     }
     APPLY.call_once(|| {
         if STATE
-            .compare_exchange(UNTOUCHED, APPLIED, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(UNTOUCHED, APPLYING, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
             return;
@@ -91,5 +93,7 @@ pub(crate) fn ensure() {
             failures |= 2;
         }
         FAILURES.store(failures, Ordering::Release);
+        // Published only now that both calls are made.
+        STATE.store(APPLIED, Ordering::Release);
     });
 }

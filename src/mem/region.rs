@@ -41,10 +41,10 @@ unsafe impl Sync for Region {}
 impl Region {
     /// Maps a writable, zero-filled region for `len` bytes.
     pub(crate) fn new(len: usize) -> Result<Region> {
-        harden::ensure();
-        crash_handler::install();
         let page = Os::page_size();
         let layout = Layout::new(len, page)?;
+        harden::ensure();
+        crash_handler::install();
         let canary = canary::pattern(page)?;
         let base = Os::allocate(layout.total())?;
         // SAFETY: base comes from allocate() with layout.total() bytes, so the
