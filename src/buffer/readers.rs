@@ -154,13 +154,21 @@ impl LockedBuffer {
 
     /// A buffer twice as large holding the first `filled` bytes of this one,
     /// which is destroyed.
+    ///
+    /// A purge on another thread may destroy this buffer at any moment: the
+    /// data is read through one guard, and an empty or short view means
+    /// [`Error::Destroyed`].
     fn grown(self, filled: usize) -> Result<LockedBuffer> {
-        let size = self
+        let data = self.bytes();
+        if !self.is_alive() || data.is_empty() || data.len() < filled {
+            return Err(Error::Destroyed);
+        }
+        let size = data
             .len()
             .checked_mul(2)
             .ok_or(Error::TooLarge { size: usize::MAX })?;
         let mut bigger = LockedBuffer::new(size)?;
-        bigger.copy(&self.bytes()[..filled])?;
+        bigger.copy(&data[..filled])?;
         Ok(bigger)
     }
 

@@ -33,6 +33,19 @@ fn cast_error<T>(size: usize, e: PodCastError) -> Error {
     layout_error::<T>(size, reason)
 }
 
+/// A slice view needs a whole number of elements; said first, as it is the
+/// one thing the caller can change (the alignment follows from it).
+fn check_multiple<T>(len: usize) -> Result<()> {
+    let size = std::mem::size_of::<T>();
+    if size == 0 || len % size != 0 {
+        return Err(layout_error::<T>(
+            len,
+            "the length is not a multiple of the element size",
+        ));
+    }
+    Ok(())
+}
+
 fn live(buf: &LockedBuffer) -> Result<Ref<'_, [u8]>> {
     if !buf.is_alive() {
         return Err(Error::Destroyed);
@@ -125,6 +138,7 @@ impl LockedBuffer {
     /// ```
     pub fn slice_of<T: AnyBitPattern>(&self) -> Result<Ref<'_, [T]>> {
         Ref::try_map(live(self)?, |b| {
+            check_multiple::<T>(b.len())?;
             bytemuck::try_cast_slice::<u8, T>(b).map_err(|e| cast_error::<T>(b.len(), e))
         })
     }
@@ -133,6 +147,7 @@ impl LockedBuffer {
     pub fn slice_of_mut<T: AnyBitPattern + NoUninit>(&mut self) -> Result<RefMut<'_, [T]>> {
         RefMut::try_map(self.bytes_mut()?, |b| {
             let size = b.len();
+            check_multiple::<T>(size)?;
             bytemuck::try_cast_slice_mut::<u8, T>(b).map_err(|e| cast_error::<T>(size, e))
         })
     }

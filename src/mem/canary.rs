@@ -21,18 +21,23 @@ pub(crate) fn pattern(page: usize) -> Result<&'static [u8]> {
     Ok(PATTERN.get_or_init(|| fresh))
 }
 
+// The slack always starts at the first data page, which is page-aligned,
+// so byte `j` of the slack holds `pattern[j % page]`: the pattern repeated
+// page by page. A slack longer than a page (a buffer shrunk by a reading
+// constructor) simply gets the pattern more than once.
+
 /// Fills `slack` with the canary.
 pub(crate) fn write(slack: &mut [u8], pattern: &[u8]) {
-    let n = slack.len();
-    slack.copy_from_slice(&pattern[pattern.len() - n..]);
+    for chunk in slack.chunks_mut(pattern.len()) {
+        chunk.copy_from_slice(&pattern[..chunk.len()]);
+    }
 }
 
 /// Whether `slack` still holds the canary, compared in constant time.
 pub(crate) fn intact(slack: &[u8], pattern: &[u8]) -> bool {
-    let expected = &pattern[pattern.len() - slack.len()..];
     let diff = slack
-        .iter()
-        .zip(expected)
+        .chunks(pattern.len())
+        .flat_map(|chunk| chunk.iter().zip(pattern))
         .fold(0u8, |acc, (a, b)| acc | (a ^ b));
     std::hint::black_box(diff) == 0
 }
@@ -40,8 +45,11 @@ pub(crate) fn intact(slack: &[u8], pattern: &[u8]) -> bool {
 /// How many bytes of `slack` differ from the canary (for the report only;
 /// not constant time).
 pub(crate) fn damaged(slack: &[u8], pattern: &[u8]) -> usize {
-    let expected = &pattern[pattern.len() - slack.len()..];
-    slack.iter().zip(expected).filter(|(a, b)| a != b).count()
+    slack
+        .chunks(pattern.len())
+        .flat_map(|chunk| chunk.iter().zip(pattern))
+        .filter(|(a, b)| a != b)
+        .count()
 }
 
 #[cfg(test)]
@@ -70,6 +78,18 @@ mod tests {
         assert_eq!(a.as_ptr(), b.as_ptr());
         let zeros = a.iter().filter(|&&x| x == 0).count();
         assert!(zeros < 100, "{zeros} zero bytes in a random page");
+    }
+
+    #[test]
+    fn slack_longer_than_a_page_repeats_the_pattern() {
+        let p = pattern(4096).unwrap();
+        let mut slack = vec![0u8; 3 * 4096 + 17];
+        write(&mut slack, p);
+        assert!(intact(&slack, p));
+        assert_eq!(&slack[4096..8192], p);
+        slack[3 * 4096 + 5] ^= 0x40;
+        assert!(!intact(&slack, p));
+        assert_eq!(damaged(&slack, p), 1);
     }
 
     #[test]

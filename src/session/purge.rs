@@ -39,6 +39,10 @@ pub fn purge() {
 
 /// The number of live [`LockedBuffer`](crate::LockedBuffer)s in the process.
 ///
+/// A buffer leaves the count when it is destroyed, and every buffer leaves
+/// it the moment [`purge`] runs, even one whose destruction waits for a guard
+/// to be dropped. The session key's buffer counts while it exists.
+///
 /// Useful to check that nothing leaks:
 ///
 /// ```
