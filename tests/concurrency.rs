@@ -460,9 +460,7 @@ fn stress_workers_with_concurrent_purges() {
 /// `filled == buf.len()` check, since a destroyed buffer's len() is 0.
 ///
 /// Inputs of one page + 1 byte are used so that exactly one growth happens
-/// and the unrelated shrink bug (see tests/locked_buffer.rs,
-/// bug_reading_constructors_panic_when_more_than_a_page_is_left_over)
-/// cannot trigger.
+/// per read.
 #[test]
 fn purge_during_reading_constructor_growth_is_an_error_not_a_panic() {
     let _serial = serial();

@@ -278,7 +278,7 @@ fn locked_buffer_seal_destroys_the_buffer() {
     // Make sure the session key exists, so that sealing allocates nothing.
     drop(Enclave::random(1).unwrap());
     let before = live_buffers();
-    let buf = LockedBuffer::from_bytes(&mut *b"to be sealed".to_vec()).unwrap();
+    let buf = LockedBuffer::from_bytes(&mut b"to be sealed".to_vec()).unwrap();
     assert_eq!(live_buffers(), before + 1);
     let sealed = buf.seal().unwrap();
     assert_eq!(

@@ -472,12 +472,24 @@ fn from_reader_of_a_reader_claiming_too_many_bytes_errors_not_panics() {
 #[test]
 fn from_entire_reader_small_and_page_boundaries() {
     let p = page();
-    // Lengths whose grown buffer ends up with at most a page of slack; the
-    // others hit the bug shown in
-    // reading_constructors_handle_more_than_a_page_left_over.
-    for (i, len) in [1, 7, 100, p - 1, p, p + 1, 2 * p - 1, 3 * p, 4 * p - 5]
-        .into_iter()
-        .enumerate()
+    // Includes lengths whose grown buffer ends up with more than a page of
+    // slack (2 * p, 2 * p + 1, 4 * p), which once panicked.
+    for (i, len) in [
+        1,
+        7,
+        100,
+        p - 1,
+        p,
+        p + 1,
+        2 * p - 1,
+        2 * p,
+        2 * p + 1,
+        3 * p,
+        4 * p - 5,
+        4 * p,
+    ]
+    .into_iter()
+    .enumerate()
     {
         let data = pattern(len, 10 + i as u32);
         let buf = LockedBuffer::from_entire_reader(&data[..]).unwrap();
@@ -668,9 +680,17 @@ fn from_reader_until_delimiter_first_or_empty_is_null_buffer() {
 #[test]
 fn from_reader_until_long_input_over_two_pages() {
     let p = page();
-    // 2 * p and more up to 3 * p hit the bug shown in
-    // reading_constructors_handle_more_than_a_page_left_over.
-    for len in [p - 1, p, p + 1, 2 * p - 1, 3 * p + 123] {
+    // 2 * p up to 3 * p leave more than a page of slack, which once panicked.
+    for len in [
+        p - 1,
+        p,
+        p + 1,
+        2 * p - 1,
+        2 * p,
+        2 * p + 7,
+        3 * p,
+        3 * p + 123,
+    ] {
         let line = pattern_without(len, 30, b'\n');
         let mut input = line.clone();
         input.push(b'\n');
