@@ -118,14 +118,24 @@ fn derive<'a>(bytes: &'a mut RefMut<'_, [u8]>) -> &'a [u8; KEY_LEN] {
     scratch
 }
 
-/// Destroys the session key (the next use makes a new one) and stops its
-/// rekeying thread.
-pub(crate) fn destroy() {
-    let old = lock(&COFFER).take();
+/// Destroys the session key (the next use makes a new one), stops its
+/// rekeying thread, and runs `then` before any new key can be made.
+///
+/// `then` is the rest of a purge (destroying every buffer): running it
+/// under the coffer lock keeps a key made by another thread in the meantime
+/// from being destroyed with the old buffers. `then` must not panic or
+/// block on a guard (destruction of borrowed buffers is deferred, never
+/// waited for).
+pub(crate) fn destroy_then<T>(then: impl FnOnce() -> T) -> T {
+    let mut slot = lock(&COFFER);
+    let old = slot.take();
     drop(old);
+    let out = then();
+    drop(slot);
     if let Some(t) = lock(&REKEYER).take() {
         t.unpark();
     }
+    out
 }
 
 impl Coffer {

@@ -30,8 +30,7 @@ use crate::{coffer, mem};
 /// # Ok::<(), memguard::Error>(())
 /// ```
 pub fn purge() {
-    coffer::destroy();
-    let corrupted = registry::destroy_all();
+    let corrupted = coffer::destroy_then(registry::destroy_all);
     if !corrupted.is_empty() {
         mem::report_and_abort(&corrupted);
     }
