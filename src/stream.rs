@@ -202,7 +202,14 @@ impl Stream {
                 break;
             };
             let n = front.remaining().min(buf.len() - done);
-            front.open_next(&mut buf[done..done + n])?;
+            if let Err(e) = front.open_next(&mut buf[done..done + n]) {
+                // What was already read is returned; the error comes back on
+                // the next read, with the failing chunk still queued.
+                if done > 0 {
+                    break;
+                }
+                return Err(e);
+            }
             done += n;
             front.consumed += n;
             if front.remaining() == 0 {

@@ -24,6 +24,10 @@ const ALT_STACK: usize = 64 * 1024;
 
 /// Installs the handler for SIGSEGV and SIGBUS, once per process.
 pub(crate) fn install() {
+    if cfg!(miri) {
+        // Miri has no signals.
+        return;
+    }
     INSTALL.call_once(|| {
         install_for(libc::SIGSEGV, &PREVIOUS_SEGV);
         install_for(libc::SIGBUS, &PREVIOUS_BUS);

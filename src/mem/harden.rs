@@ -71,6 +71,10 @@ pub fn is_process_hardened() -> bool {
 /// the first call. A caller that arrives while another thread is applying it
 /// waits until it is done, so no buffer exists in an unhardened process.
 pub(crate) fn ensure() {
+    if cfg!(miri) {
+        // Miri cannot make these calls; there is no process to harden.
+        return;
+    }
     if matches!(STATE.load(Ordering::Acquire), APPLIED | DISABLED) {
         return;
     }

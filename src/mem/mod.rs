@@ -10,15 +10,19 @@ mod crash_handler;
 mod crash_table;
 mod harden;
 mod layout;
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(miri)))]
 mod linux;
+#[cfg(miri)]
+mod miri;
 mod reference;
 mod reference_mut;
 mod region;
 mod wipe;
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(miri)))]
 type Os = linux::Linux;
+#[cfg(miri)]
+type Os = miri::Simulated;
 
 #[cfg(not(target_os = "linux"))]
 compile_error!(

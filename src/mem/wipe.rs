@@ -21,13 +21,16 @@ pub fn wipe_bytes(buf: &mut [u8]) {
 /// Tells the compiler that the memory behind `ptr` is read here.
 #[inline(always)]
 fn observe(ptr: *const u8) {
-    #[cfg(any(
-        target_arch = "x86",
-        target_arch = "x86_64",
-        target_arch = "arm",
-        target_arch = "aarch64",
-        target_arch = "riscv64",
-        target_arch = "loongarch64"
+    #[cfg(all(
+        not(miri),
+        any(
+            target_arch = "x86",
+            target_arch = "x86_64",
+            target_arch = "arm",
+            target_arch = "aarch64",
+            target_arch = "riscv64",
+            target_arch = "loongarch64"
+        )
     ))]
     // SAFETY: the assembly is empty: it reads no register but the one that
     // holds the pointer, writes nothing and touches no stack. It exists only
@@ -35,14 +38,17 @@ fn observe(ptr: *const u8) {
     unsafe {
         std::arch::asm!("/* {0} */", in(reg) ptr, options(nostack, readonly, preserves_flags));
     }
-    #[cfg(not(any(
-        target_arch = "x86",
-        target_arch = "x86_64",
-        target_arch = "arm",
-        target_arch = "aarch64",
-        target_arch = "riscv64",
-        target_arch = "loongarch64"
-    )))]
+    #[cfg(any(
+        miri,
+        not(any(
+            target_arch = "x86",
+            target_arch = "x86_64",
+            target_arch = "arm",
+            target_arch = "aarch64",
+            target_arch = "riscv64",
+            target_arch = "loongarch64"
+        ))
+    ))]
     {
         std::hint::black_box(ptr);
         std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);

@@ -1,5 +1,7 @@
 //! [`catch_signal`] and [`catch_interrupt`].
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use signal_hook::consts::signal::{
@@ -25,8 +27,37 @@ type Handler = Arc<dyn Fn(i32) + Send + Sync + 'static>;
 /// The listening thread's handle and the handler it runs.
 static CURRENT: Mutex<Option<(Handle, Handler)>> = Mutex::new(None);
 
+/// For every signal memguard ever caught, a flag that is true when memguard
+/// no longer catches it: the signal then gets its default action back (the
+/// OS-level handler signal-hook installed stays in place, so without this
+/// the signal would be ignored).
+static RELEASED: Mutex<Option<HashMap<i32, Arc<AtomicBool>>>> = Mutex::new(None);
+
 fn current() -> MutexGuard<'static, Option<(Handle, Handler)>> {
     CURRENT.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Marks `caught` as caught by memguard and every other signal it caught
+/// before as released to its default action.
+fn claim_signals(caught: &[i32]) -> Result<()> {
+    let mut released = RELEASED.lock().unwrap_or_else(|p| p.into_inner());
+    let map = released.get_or_insert_with(HashMap::new);
+    for &signal in caught {
+        if let std::collections::hash_map::Entry::Vacant(slot) = map.entry(signal) {
+            let flag = Arc::new(AtomicBool::new(false));
+            signal_hook::flag::register_conditional_default(signal, Arc::clone(&flag)).map_err(
+                |source| Error::Os {
+                    operation: "sigaction",
+                    source,
+                },
+            )?;
+            slot.insert(flag);
+        }
+    }
+    for (signal, flag) in map.iter() {
+        flag.store(!caught.contains(signal), Ordering::SeqCst);
+    }
+    Ok(())
 }
 
 /// On `signals`, runs `handler`, purges every secret and exits with code 1.
@@ -34,8 +65,9 @@ fn current() -> MutexGuard<'static, Option<(Handle, Handler)>> {
 /// The handler runs on an ordinary thread, not in signal context, so it may
 /// do anything (log, flush, lock); a panic in it is caught and the purge
 /// still happens. An empty list means [`TERMINATING_SIGNALS`]. A later call
-/// replaces both the handler and the signals of the earlier one. Handlers
-/// that other code installed for other signals are left alone.
+/// replaces both the handler and the signals of the earlier one: signals it
+/// no longer names get their default action back. Handlers that other code
+/// installed for other signals are left alone.
 ///
 /// Fails with [`Error::UncatchableSignal`] for SIGKILL, SIGSTOP, SIGSEGV,
 /// SIGBUS, SIGILL and SIGFPE (faults are handled by the crash handler),
@@ -74,6 +106,10 @@ pub fn catch_signal<F: Fn(i32) + Send + Sync + 'static>(handler: F, signals: &[i
             operation: "spawn signal thread",
             source,
         });
+    }
+    if let Err(e) = claim_signals(list) {
+        handle.close();
+        return Err(e);
     }
     let previous = current().replace((handle, handler));
     if let Some((old, _)) = previous {
