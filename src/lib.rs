@@ -2,18 +2,24 @@
 //!
 //! A Rust implementation of the design of Go's
 //! [memguard](https://github.com/awnumar/memguard): guarded, locked memory
-//! for secrets while they are in use, and (in later releases of this crate)
-//! encryption while they are not.
+//! for secrets while they are in use ([`LockedBuffer`]), encryption while
+//! they are not ([`Enclave`], [`Stream`]), and ways to wipe everything at
+//! once ([`purge`], [`safe_exit`], [`catch_signal`], and a wipe before a
+//! crash).
+//!
+//! What it protects against, how, the test that shows it, and what it does
+//! not protect against: the [`threat_model`] (THREAT_MODEL.md in the
+//! repository).
 //!
 //! # At a glance
 //!
 //! ```
-//! use memguard::LockedBuffer;
+//! use memguard::{Enclave, LockedBuffer};
 //!
 //! // 32 random bytes in locked memory between two guard pages, read-only.
 //! let key = LockedBuffer::random(32)?;
 //!
-//! // A secret read straight from a source into guarded memory.
+//! // A secret read from a source straight into guarded memory.
 //! let mut input = &b"hunter2\n"[..];
 //! let password = LockedBuffer::from_reader_until(&mut input, b'\n')?;
 //! assert!(password.equal_to(b"hunter2")); // constant time
@@ -22,25 +28,33 @@
 //! assert_eq!(key.bytes().len(), 32);
 //! assert_eq!(format!("{password:?}"), "LockedBuffer { len: 7, alive: true, mutable: false, .. }");
 //!
+//! // Sealed while not in use; opened into guarded memory when needed.
+//! let sealed: Enclave = password.seal()?;
+//! assert!(sealed.open()?.equal_to(b"hunter2"));
+//!
 //! // Wipe everything, for instance before exiting.
 //! memguard::purge();
 //! assert!(!key.is_alive());
+//! assert!(sealed.open().is_err()); // the session key is gone
 //! # Ok::<(), memguard::Error>(())
 //! ```
 //!
 //! # What each protection is
 //!
 //! See [`LockedBuffer`] for the memory layout and what each part guards
-//! against. On its first allocation the crate also turns core dumps off and
-//! marks the process non-dumpable; [`disable_process_hardening`] opts out.
+//! against, [`Enclave`] for the sealing. On its first allocation the crate
+//! turns core dumps off, marks the process non-dumpable
+//! ([`disable_process_hardening`] opts out), and installs a SIGSEGV/SIGBUS
+//! handler that wipes every buffer before the process dies
+//! ([`crash_handler_installed`]).
 //!
 //! # Concurrency
 //!
-//! [`LockedBuffer`] is `Send + Sync`. Reading takes a [`Ref`] guard, writing
-//! a [`RefMut`] guard (which needs `&mut`). [`purge`] may run on any thread
-//! at any time: a buffer borrowed at that moment is destroyed when its last
-//! guard is dropped, so no safe code can see memory being wiped or freed,
-//! and nothing ever blocks or deadlocks.
+//! [`LockedBuffer`], [`Enclave`] and [`Stream`] are `Send + Sync`. Reading a
+//! buffer takes a [`Ref`] guard, writing a [`RefMut`] guard (which needs
+//! `&mut`). [`purge`] may run on any thread at any time: a buffer borrowed at
+//! that moment is destroyed when its last guard is dropped, so no safe code
+//! can see memory being wiped or freed, and nothing blocks or deadlocks.
 //!
 //! # Platform
 //!
@@ -60,6 +74,9 @@ mod mem;
 mod session;
 mod signals;
 mod stream;
+
+#[doc = include_str!("../THREAT_MODEL.md")]
+pub mod threat_model {}
 
 pub use buffer::LockedBuffer;
 pub use bytemuck;
