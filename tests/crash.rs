@@ -1,5 +1,7 @@
 mod support;
 
+use support::{mark, role, run, Role, CHILD_TIMEOUT};
+
 // Wipe before crash, checked from outside the crashing process.
 //
 // The two `traced_*` tests re-run this test binary as a child that the test
@@ -25,7 +27,7 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
@@ -52,52 +54,9 @@ const FAULT_LINE: &str = "fault address ";
 /// Printed by a child that got through an action that should have killed it.
 const SURVIVED: &str = "SURVIVED";
 
-/// How long any child may run before it is killed and the test fails.
-const CHILD_TIMEOUT: Duration = Duration::from_secs(30);
-
 // ---------------------------------------------------------------------------
 // Parent/child plumbing
 // ---------------------------------------------------------------------------
-
-/// What this process does for the test function `test`.
-enum Role {
-    /// The ordinary test run: spawn children and judge them.
-    Parent,
-    /// A child spawned for one of `test`'s scenarios: play it.
-    Child(String),
-    /// A child spawned for another test's scenario: do nothing.
-    Bystander,
-}
-
-fn role(test: &str) -> Role {
-    match support::child_scenario() {
-        None => Role::Parent,
-        Some(s) => match s.strip_prefix(test).and_then(|rest| rest.strip_prefix('/')) {
-            Some(scenario) => Role::Child(scenario.to_owned()),
-            None => Role::Bystander,
-        },
-    }
-}
-
-/// Runs `scenario` of `test` in an untraced child and checks that the child
-/// really ran that one test.
-fn run(test: &str, scenario: &str) -> Output {
-    let out = support::run_child_timeout(test, &format!("{test}/{scenario}"), CHILD_TIMEOUT);
-    assert!(
-        support::stdout(&out).contains("running 1 test"),
-        "child for {test} [{scenario}] did not run exactly one test (test name wrong?)\n{}",
-        support::describe(&out)
-    );
-    out
-}
-
-/// Prints a line and makes sure it has left the process before what comes
-/// next (which may kill it).
-fn mark(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
 
 /// Called right after an action that should have killed the process.
 fn survived(action: &str) -> ! {

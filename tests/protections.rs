@@ -1,5 +1,7 @@
 mod support;
 
+use support::{mark, role, run, Role};
+
 // Security properties of `LockedBuffer`, each checked from outside the
 // process that would crash.
 //
@@ -17,15 +19,11 @@ mod support;
 
 use std::io::Write;
 use std::process::Output;
-use std::time::Duration;
 
 use memguard::{Error, LockedBuffer};
 
 const SIGABRT: i32 = 6;
 const SIGSEGV: i32 = 11;
-
-/// How long any child may run before it is killed and the test fails.
-const CHILD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Printed by a child that got through an action that should have killed it.
 const SURVIVED: &str = "SURVIVED";
@@ -33,39 +31,6 @@ const SURVIVED: &str = "SURVIVED";
 // ---------------------------------------------------------------------------
 // Parent/child plumbing
 // ---------------------------------------------------------------------------
-
-/// What this process does for the test function `test`.
-enum Role {
-    /// The ordinary test run: spawn children and judge them.
-    Parent,
-    /// A child spawned for one of `test`'s scenarios: play it.
-    Child(String),
-    /// A child spawned for another test's scenario: do nothing.
-    Bystander,
-}
-
-fn role(test: &str) -> Role {
-    match support::child_scenario() {
-        None => Role::Parent,
-        Some(s) => match s.strip_prefix(test).and_then(|rest| rest.strip_prefix('/')) {
-            Some(scenario) => Role::Child(scenario.to_owned()),
-            None => Role::Bystander,
-        },
-    }
-}
-
-/// Runs `scenario` of `test` in a child (killed, and the test failed, after
-/// [`CHILD_TIMEOUT`]) and checks that the child really ran that one test, so
-/// a misspelt test name cannot pass as a clean exit.
-fn run(test: &str, scenario: &str) -> Output {
-    let out = support::run_child_timeout(test, &format!("{test}/{scenario}"), CHILD_TIMEOUT);
-    assert!(
-        support::stdout(&out).contains("running 1 test"),
-        "child for {test} [{scenario}] did not run exactly one test (test name wrong?)\n{}",
-        support::describe(&out)
-    );
-    out
-}
 
 /// Asserts the child was killed by `signal` after printing `marker`.
 fn assert_killed_by(out: &Output, signal: i32, marker: &str, what: &str) {
@@ -106,14 +71,6 @@ fn assert_clean_exit(out: &Output, marker: &str, what: &str) {
         "{what}: the child panicked\n{}",
         support::describe(out)
     );
-}
-
-/// Prints a line and makes sure it has left the process before what comes
-/// next (which may kill it).
-fn mark(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
 }
 
 /// Called right after an action that should have killed the process.

@@ -1,5 +1,7 @@
 mod support;
 
+use support::{mark, role, run, Role};
+
 // `catch_signal` and `catch_interrupt`, each played in a child process (the
 // test binary re-run for one test, see `support::run_child_timeout`) that
 // sends itself a signal with raise(). The parent judges how the child
@@ -12,7 +14,6 @@ mod support;
 // a signal waits for it in a bounded loop, then prints `NOT CAUGHT` and
 // exits with code 3.
 
-use std::io::Write;
 use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -35,8 +36,6 @@ const SIGCHLD: i32 = libc::SIGCHLD;
 const SIGSTOP: i32 = libc::SIGSTOP;
 const SIGWINCH: i32 = libc::SIGWINCH;
 
-/// How long any child may run before it is killed and the test fails.
-const CHILD_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a child waits for a signal that should end it.
 const WAIT_FOR_EXIT: Duration = Duration::from_secs(10);
 
@@ -46,39 +45,6 @@ const AT_EXIT: &str = "live buffers at exit: ";
 // ---------------------------------------------------------------------------
 // Parent/child plumbing
 // ---------------------------------------------------------------------------
-
-enum Role {
-    Parent,
-    Child(String),
-    Bystander,
-}
-
-fn role(test: &str) -> Role {
-    match support::child_scenario() {
-        None => Role::Parent,
-        Some(s) => match s.strip_prefix(test).and_then(|rest| rest.strip_prefix('/')) {
-            Some(scenario) => Role::Child(scenario.to_owned()),
-            None => Role::Bystander,
-        },
-    }
-}
-
-fn run(test: &str, scenario: &str) -> Output {
-    let out = support::run_child_timeout(test, &format!("{test}/{scenario}"), CHILD_TIMEOUT);
-    assert!(
-        support::stdout(&out).contains("running 1 test"),
-        "child for {test} [{scenario}] did not run exactly one test (test name wrong?)\n{}",
-        support::describe(&out)
-    );
-    out
-}
-
-/// Prints a line to stdout and flushes it.
-fn mark(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
 
 extern "C" fn report_live_buffers_at_exit() {
     mark(&format!("{AT_EXIT}{}", memguard::live_buffers()));

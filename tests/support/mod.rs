@@ -156,3 +156,49 @@ pub fn run_child_timeout(test_name: &str, scenario: &str, timeout: std::time::Du
         stderr: err_reader.join().unwrap_or_default(),
     }
 }
+
+/// How long a child may run before it is killed and its test fails.
+pub const CHILD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What this process does for the test function `test`.
+pub enum Role {
+    /// The ordinary test run: spawn children and judge them.
+    Parent,
+    /// A child spawned for one of `test`'s scenarios: play it.
+    Child(String),
+    /// A child spawned for another test's scenario: do nothing.
+    Bystander,
+}
+
+/// This process's role for `test`, from [`CHILD_ENV`] (`<test>/<scenario>`).
+pub fn role(test: &str) -> Role {
+    match child_scenario() {
+        None => Role::Parent,
+        Some(s) => match s.strip_prefix(test).and_then(|rest| rest.strip_prefix('/')) {
+            Some(scenario) => Role::Child(scenario.to_owned()),
+            None => Role::Bystander,
+        },
+    }
+}
+
+/// Runs `scenario` of `test` in a child (killed, and the test failed, after
+/// [`CHILD_TIMEOUT`]) and checks that the child really ran that one test, so
+/// a misspelt test name cannot pass as a clean exit.
+pub fn run(test: &str, scenario: &str) -> Output {
+    let out = run_child_timeout(test, &format!("{test}/{scenario}"), CHILD_TIMEOUT);
+    assert!(
+        stdout(&out).contains("running 1 test"),
+        "child for {test} [{scenario}] did not run exactly one test (test name wrong?)\n{}",
+        describe(&out)
+    );
+    out
+}
+
+/// Prints a line and makes sure it has left the process before what comes
+/// next (which may kill it).
+pub fn mark(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
