@@ -1,0 +1,272 @@
+//! The raw floors `memguard bench` measures memguard against: the same
+//! protections written out as bare system calls, and the same cipher called
+//! directly, so that each ratio says what memguard's own bookkeeping costs.
+//!
+//! - [`RawGuarded`] mirrors `benches/locked_buffer.rs` exactly: mmap, two
+//!   guard-page mprotects, mlock, `MADV_DONTDUMP` + `MADV_WIPEONFORK`, then
+//!   a wipe of the `n` bytes, munlock and munmap.
+//! - [`RawCipher`] is `crypto_secretbox::XSalsa20Poly1305` (RustCrypto, the
+//!   same `salsa20`/`poly1305` code the crate uses), keyed once, with a fixed
+//!   nonce, working in place with a detached tag, as in `benches/enclave.rs`.
+//! - [`seal_chunks`] and [`open_chunks`] mirror `benches/stream.rs`: 16 KiB
+//!   chunks, a counter nonce, one new `Vec` per sealed chunk; opening copies
+//!   each chunk into one reused buffer and decrypts it there.
+
+use std::ffi::c_void;
+use std::hint::black_box;
+use std::io;
+use std::ptr;
+
+use crypto_secretbox::aead::{Aead, AeadInPlace, KeyInit};
+use crypto_secretbox::{Nonce, Tag, XSalsa20Poly1305};
+use rustix::mm::{self, Advice, MapFlags, MprotectFlags, ProtFlags};
+
+/// The fixed key of the raw cipher floors.
+const KEY: [u8; 32] = [0x42; 32];
+/// The fixed nonce of [`RawCipher`].
+const NONCE: [u8; 24] = [0x24; 24];
+
+/// A guarded, locked mapping made with raw system calls:
+/// `[guard][data pages][guard]`, the data pages locked, out of core dumps
+/// and wiped in forked children.
+pub struct RawGuarded {
+    base: *mut u8,
+    total: usize,
+    data: *mut u8,
+    data_len: usize,
+}
+
+impl RawGuarded {
+    /// mmap, mprotect both guard pages, mlock, madvise twice: the set-up
+    /// half of the lifecycle floor.
+    ///
+    /// Fails (with nothing left mapped) when a call fails, typically mlock
+    /// under a small `RLIMIT_MEMLOCK`.
+    pub fn new(n: usize, page: usize) -> io::Result<RawGuarded> {
+        let data_len = n.div_ceil(page) * page;
+        let total = data_len + 2 * page;
+        // SAFETY: a null hint lets the kernel choose an unused address; the
+        // new private anonymous mapping aliases nothing.
+        let base = unsafe {
+            mm::mmap_anonymous(
+                ptr::null_mut(),
+                total,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::PRIVATE,
+            )
+        }?
+        .cast::<u8>();
+        // SAFETY: base..base+total is the mapping just made, and page and
+        // data_len add up to less than total, so these offsets stay inside.
+        let (data, trailing) = unsafe {
+            let data = base.add(page);
+            (data, data.add(data_len))
+        };
+        // SAFETY: every range below lies inside the mapping just made, which
+        // nothing else references.
+        let set_up = unsafe {
+            mm::mprotect(base.cast::<c_void>(), page, MprotectFlags::empty())
+                .and_then(|()| {
+                    mm::mprotect(trailing.cast::<c_void>(), page, MprotectFlags::empty())
+                })
+                .and_then(|()| mm::mlock(data.cast::<c_void>(), data_len))
+                .and_then(|()| mm::madvise(data.cast::<c_void>(), data_len, Advice::LinuxDontDump))
+                .and_then(|()| {
+                    mm::madvise(data.cast::<c_void>(), data_len, Advice::LinuxWipeOnFork)
+                })
+        };
+        if let Err(e) = set_up {
+            // SAFETY: exactly the mapping made above, never shared.
+            let _ = unsafe { mm::munmap(base.cast::<c_void>(), total) };
+            return Err(e.into());
+        }
+        Ok(RawGuarded {
+            base,
+            total,
+            data,
+            data_len,
+        })
+    }
+
+    /// Wipes the last `n` data bytes (where a buffer of `n` bytes sits),
+    /// then munlock and munmap: the tear-down half of the lifecycle floor.
+    pub fn destroy(self, n: usize) {
+        let n = n.min(self.data_len);
+        // SAFETY: the data pages are mapped read-write and `n <= data_len`;
+        // afterwards the whole mapping is released and never used again
+        // (`self` is consumed).
+        unsafe {
+            let start = self.data.add(self.data_len - n);
+            ptr::write_bytes(start, 0, n);
+            // The pointer escapes, so the zeroing stores must happen.
+            black_box(start);
+            let _ = mm::munlock(self.data.cast::<c_void>(), self.data_len);
+            let _ = mm::munmap(self.base.cast::<c_void>(), self.total);
+        }
+    }
+
+    /// The floor under `freeze` + `melt`: the data pages made read-only,
+    /// then read-write again, with two mprotects.
+    pub fn freeze_melt(&mut self) -> io::Result<()> {
+        let data = black_box(self.data.cast::<c_void>());
+        // SAFETY: the data pages of a live mapping of ours; `&mut self`
+        // means no reference into them exists, so nothing writes while they
+        // are read-only.
+        unsafe {
+            mm::mprotect(data, self.data_len, MprotectFlags::READ)?;
+            mm::mprotect(
+                data,
+                self.data_len,
+                MprotectFlags::READ | MprotectFlags::WRITE,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// XSalsa20-Poly1305 from `crypto_secretbox`, keyed once, with a fixed
+/// nonce: the floor under sealing and opening an enclave.
+pub struct RawCipher {
+    cipher: XSalsa20Poly1305,
+    nonce: Nonce,
+}
+
+impl Default for RawCipher {
+    fn default() -> RawCipher {
+        RawCipher::new()
+    }
+}
+
+impl RawCipher {
+    /// The cipher under the fixed benchmark key.
+    pub fn new() -> RawCipher {
+        RawCipher {
+            cipher: XSalsa20Poly1305::new(&KEY.into()),
+            nonce: Nonce::from(NONCE),
+        }
+    }
+
+    /// Encrypts `buf` in place and returns the detached tag.
+    #[inline(always)]
+    pub fn seal(&self, buf: &mut [u8]) -> Tag {
+        self.cipher
+            .encrypt_in_place_detached(&self.nonce, b"", buf)
+            .expect("encrypting in place cannot fail below 256 GiB")
+    }
+
+    /// Authenticates and decrypts `buf` in place; false if the tag does not
+    /// match.
+    #[inline(always)]
+    pub fn open(&self, buf: &mut [u8], tag: &Tag) -> bool {
+        self.cipher
+            .decrypt_in_place_detached(&self.nonce, b"", buf, tag)
+            .is_ok()
+    }
+}
+
+/// The floor under `Enclave::open`: a raw guarded mapping is made, the
+/// ciphertext copied into it and decrypted there, the pages made read-only
+/// (as `open` freezes its buffer) and writable again for the wipe, and the
+/// mapping destroyed: the lifecycle floor plus the cipher plus two
+/// mprotects.
+pub fn guarded_open(
+    cipher: &RawCipher,
+    ciphertext: &[u8],
+    tag: &Tag,
+    page: usize,
+) -> io::Result<()> {
+    let n = ciphertext.len();
+    let mut g = RawGuarded::new(n, page)?;
+    // SAFETY: the last `n` bytes of the live guarded mapping's data pages,
+    // mapped read-write; this slice is the only reference to them and it
+    // ends before the pages are made read-only.
+    let data = unsafe { std::slice::from_raw_parts_mut(g.data.add(g.data_len - n), n) };
+    data.copy_from_slice(ciphertext);
+    let opened = cipher.open(data, tag);
+    black_box(&data);
+    let protected = g.freeze_melt();
+    g.destroy(n);
+    protected?;
+    if opened {
+        Ok(())
+    } else {
+        Err(io::Error::other(
+            "the raw cipher refused its own ciphertext",
+        ))
+    }
+}
+
+/// One chunk sealed by [`seal_detached_chunks`]: nonce, tag, ciphertext.
+pub type DetachedChunk = (Nonce, Tag, Vec<u8>);
+
+/// The next nonce of a 64-bit counter (little endian in the first 8 bytes).
+fn counter_nonce(counter: &mut u64) -> Nonce {
+    *counter += 1;
+    let mut n = [0u8; 24];
+    n[..8].copy_from_slice(&counter.to_le_bytes());
+    Nonce::from(n)
+}
+
+/// A cipher for the stream floors, under the fixed benchmark key.
+pub fn chunk_cipher() -> XSalsa20Poly1305 {
+    XSalsa20Poly1305::new(&KEY.into())
+}
+
+/// Seals `src` in `chunk`-byte chunks, each with a fresh counter nonce into
+/// a new `Vec` (as the stream allocates one box per chunk): the floor under
+/// `Stream` writes.
+#[inline(always)]
+pub fn seal_chunks(
+    cipher: &XSalsa20Poly1305,
+    src: &[u8],
+    chunk: usize,
+    counter: &mut u64,
+) -> Vec<(Nonce, Vec<u8>)> {
+    let mut out = Vec::with_capacity(src.len().div_ceil(chunk));
+    for part in src.chunks(chunk) {
+        let n = counter_nonce(counter);
+        let sealed = cipher.encrypt(&n, part).expect("encrypt");
+        out.push((n, sealed));
+    }
+    out
+}
+
+/// Seals `src` in `chunk`-byte chunks with detached tags, for
+/// [`open_chunks`] (done once, outside the timing).
+pub fn seal_detached_chunks(
+    cipher: &XSalsa20Poly1305,
+    src: &[u8],
+    chunk: usize,
+    counter: &mut u64,
+) -> Vec<DetachedChunk> {
+    src.chunks(chunk)
+        .map(|part| {
+            let n = counter_nonce(counter);
+            let mut ct = part.to_vec();
+            let tag = cipher
+                .encrypt_in_place_detached(&n, b"", &mut ct)
+                .expect("encrypt");
+            (n, tag, ct)
+        })
+        .collect()
+}
+
+/// Opens every chunk: copies it into `out` (one reused chunk-sized buffer)
+/// and decrypts it there; the floor under `Stream` reads. Returns the bytes
+/// opened, or `None` if a tag did not match.
+#[inline(always)]
+pub fn open_chunks(
+    cipher: &XSalsa20Poly1305,
+    sealed: &[DetachedChunk],
+    out: &mut [u8],
+) -> Option<usize> {
+    let mut total = 0;
+    for (n, tag, ct) in sealed {
+        let out = &mut out[..ct.len()];
+        out.copy_from_slice(ct);
+        cipher.decrypt_in_place_detached(n, b"", out, tag).ok()?;
+        black_box(&out);
+        total += ct.len();
+    }
+    Some(total)
+}

@@ -1,0 +1,236 @@
+//! End-to-end tests of the `memguard` command: its output is piped here, so
+//! it must be plain (no ANSI escapes), and `--json` must parse.
+//!
+//! Timing ratios are never asserted: machines are noisy. The bench test
+//! checks only that every operation was measured and gave a finite,
+//! positive ratio.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const EXE: &str = env!("CARGO_BIN_EXE_memguard");
+
+/// Every doctor check, in order.
+const CHECKS: [&str; 17] = [
+    "page size",
+    "memlock limit",
+    "core dump limit",
+    "core_pattern",
+    "suid_dumpable",
+    "dumpable flag",
+    "ptrace scope",
+    "swap",
+    "memfd_secret",
+    "transparent huge pages",
+    "crash handler",
+    "guard pages",
+    "frozen write",
+    "smaps flags",
+    "wipe on fork",
+    "seal/open",
+    "memory scan",
+];
+
+/// The self-tests that must hold on any Linux machine this crate supports.
+const SELF_TESTS: [&str; 7] = [
+    "crash handler",
+    "guard pages",
+    "frozen write",
+    "smaps flags",
+    "wipe on fork",
+    "seal/open",
+    "memory scan",
+];
+
+fn run(args: &[&str]) -> Output {
+    Command::new(EXE)
+        .args(args)
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run memguard")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn describe(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+fn assert_plain(out: &Output) {
+    assert!(
+        !out.stdout.contains(&0x1b) && !out.stderr.contains(&0x1b),
+        "ANSI escapes in piped output\n{}",
+        describe(out)
+    );
+}
+
+#[test]
+fn help_describes_each_subcommand() {
+    let out = run(&["--help"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let help = text(&out.stdout);
+    assert!(help.contains("doctor") && help.contains("bench"), "{help}");
+    assert!(
+        !help.contains("selftest"),
+        "the internal subcommand is hidden"
+    );
+    for sub in ["doctor", "bench"] {
+        let out = run(&[sub, "--help"]);
+        assert!(out.status.success(), "{}", describe(&out));
+        assert!(text(&out.stdout).contains("--json"), "{}", describe(&out));
+    }
+    assert!(text(&run(&["bench", "--help"]).stdout).contains("--quick"));
+    let out = run(&["--version"]);
+    assert!(text(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+    let out = run(&["no-such-command"]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+}
+
+#[test]
+fn doctor_exits_0_and_prints_every_check_plainly() {
+    let out = run(&["doctor"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_plain(&out);
+    let stdout = text(&out.stdout);
+    for name in CHECKS {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(name)),
+            "no row for {name:?}\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("17 checks:"), "{stdout}");
+    // Progress went to stderr, one plain line per step.
+    assert!(text(&out.stderr).contains("[17/17]"), "{}", describe(&out));
+}
+
+#[test]
+fn doctor_json_has_every_check_and_the_self_tests_hold() {
+    let out = run(&["doctor", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_plain(&out);
+    assert!(
+        out.stderr.is_empty(),
+        "no progress lines with --json when stderr is not a terminal\n{}",
+        describe(&out)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("doctor --json is JSON");
+    let checks = v["checks"].as_array().expect("a checks array");
+    let names: Vec<&str> = checks.iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names, CHECKS);
+    for c in checks {
+        let result = c["result"].as_str().expect("a result");
+        assert!(["ok", "degraded", "failed"].contains(&result), "{c}");
+        assert!(c["evidence"].as_str().is_some_and(|e| !e.is_empty()), "{c}");
+        assert!(
+            ["system", "self-test"].contains(&c["kind"].as_str().unwrap_or("")),
+            "{c}"
+        );
+        // A fix exactly where the result is not ok.
+        assert_eq!(c["fix"].is_string(), result != "ok", "{c}");
+        assert_ne!(result, "failed", "nothing fails on this machine: {c}");
+    }
+    for name in SELF_TESTS {
+        let c = checks.iter().find(|c| c["name"] == name).expect(name);
+        assert_eq!(c["result"], "ok", "{c}");
+        assert_eq!(c["kind"], "self-test", "{c}");
+    }
+    let scan = checks.iter().find(|c| c["name"] == "memory scan").unwrap();
+    assert!(
+        scan["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("no 16-byte window of the secret"),
+        "{scan}"
+    );
+    let summary = &v["summary"];
+    assert_eq!(summary["failed"], 0);
+    assert_eq!(summary["passed"], true);
+    let total = ["ok", "degraded", "failed"]
+        .iter()
+        .map(|k| summary[k].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(total, CHECKS.len() as u64);
+    assert!(v["system"]["kernel"].is_string());
+}
+
+#[test]
+fn bench_quick_json_measures_every_operation() {
+    let out = run(&["bench", "--quick", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_plain(&out);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("bench --json is JSON");
+    let ops = v["operations"].as_array().expect("an operations array");
+    let ids: Vec<&str> = ops.iter().filter_map(|o| o["id"].as_str()).collect();
+    for expected in [
+        "lifecycle/32",
+        "lifecycle/4096",
+        "lifecycle/1048576",
+        "freeze_melt",
+        "enclave_new/32",
+        "enclave_open/1024",
+        "enclave_open_into/65536",
+        "enclave_new/1048576",
+        "stream_write/1048576",
+        "stream_read/1048576",
+        "purge/1",
+        "purge/100",
+        "purge/10000",
+    ] {
+        assert!(ids.contains(&expected), "{expected} missing from {ids:?}");
+    }
+    assert_eq!(ids.len(), 21, "{ids:?}");
+    for o in ops {
+        if let Some(why) = o["skipped"].as_str() {
+            // Only a small RLIMIT_MEMLOCK (without CAP_IPC_LOCK) may keep
+            // an operation from running, such as 10,000 live buffers.
+            assert!(
+                why.starts_with("skipped: ") && why.contains("RLIMIT_MEMLOCK"),
+                "{o}"
+            );
+            continue;
+        }
+        for key in ["memguard_ns", "floor_ns", "ratio"] {
+            let x = o[key].as_f64().unwrap_or(f64::NAN);
+            assert!(x.is_finite() && x > 0.0, "{key} of {o}");
+        }
+        assert!(o["operation"].is_string() && o["floor"].is_string(), "{o}");
+        assert!(o["samples"].as_u64().unwrap_or(0) >= 3, "{o}");
+    }
+    let bytes = |id: &str| ops.iter().find(|o| o["id"] == id).unwrap()["bytes"].as_u64();
+    assert_eq!(bytes("enclave_new/65536"), Some(65536));
+    assert_eq!(bytes("freeze_melt"), None);
+}
+
+#[test]
+fn bench_table_is_plain_when_piped_and_only_filters() {
+    let out = run(&[
+        "bench",
+        "--seconds",
+        "1",
+        "--only",
+        "freeze_melt,lifecycle/32",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_plain(&out);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("freeze + melt"), "{stdout}");
+    assert!(stdout.contains("LockedBuffer new+drop 32 B"), "{stdout}");
+    assert!(!stdout.contains("Enclave"), "{stdout}");
+    assert!(stdout.contains("RATIO"), "{stdout}");
+
+    let out = run(&["bench", "--only", "no-such-operation"]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        text(&out.stderr).contains("lifecycle/32"),
+        "{}",
+        describe(&out)
+    );
+}
