@@ -4,6 +4,14 @@
 //! - `lifecycle/{memguard,raw_floor}/{32,4096,1048576}`: `LockedBuffer::new(n)`
 //!   plus drop, against mmap, two guard mprotects, mlock, two madvises, a
 //!   wipe of the `n` bytes, munlock and munmap written out with `rustix`.
+//! - `lifecycle/raw_min/*`: the fewest system calls that give the same
+//!   protections, which is what `LockedBuffer` makes: mmap `PROT_NONE`, one
+//!   mprotect of the data pages, mlock, two madvises, wipe, munmap (which
+//!   also unlocks). The honest lower bound.
+//! - `lifecycle/memsec/*`: the `memsec` crate's `malloc_sized` + `free`
+//!   (libsodium's design: guard pages, canary, mlock; no madvise), a peer.
+//! - `purge/{memguard,raw_floor}/{1,100,10000}`: `purge()` with that many
+//!   live 32-byte buffers, against wiping and unmapping as many raw mappings.
 //! - `freeze_melt/{memguard,raw_floor}`: `freeze` + `melt` of a 32-byte
 //!   buffer, against two mprotects of one guarded, locked page.
 //! - `access/*`: the guards of a 32-byte buffer, against reading a `Vec`.
@@ -15,7 +23,7 @@ use std::hint::black_box;
 use std::ptr;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use memguard::LockedBuffer;
 use rustix::mm::{self, Advice, MapFlags, MprotectFlags, ProtFlags};
 
@@ -71,6 +79,56 @@ impl RawGuarded {
         }
     }
 
+    /// The fewest calls for the same protections: map `PROT_NONE`, open the
+    /// data pages, lock, advise twice.
+    fn new_min(n: usize, page: usize) -> RawGuarded {
+        let data_len = n.div_ceil(page) * page;
+        let total = data_len + 2 * page;
+        // SAFETY: as in new(): a fresh private anonymous mapping.
+        let base = unsafe {
+            mm::mmap_anonymous(
+                ptr::null_mut(),
+                total,
+                ProtFlags::empty(),
+                MapFlags::PRIVATE | MapFlags::NORESERVE,
+            )
+        }
+        .expect("mmap")
+        .cast::<u8>();
+        // SAFETY: the data pages lie inside the mapping just made.
+        unsafe {
+            let data = base.add(page);
+            mm::mprotect(
+                data.cast::<c_void>(),
+                data_len,
+                MprotectFlags::READ | MprotectFlags::WRITE,
+            )
+            .expect("mprotect data");
+            mm::mlock(data.cast::<c_void>(), data_len).expect("mlock");
+            mm::madvise(data.cast::<c_void>(), data_len, Advice::LinuxDontDump)
+                .expect("madvise(MADV_DONTDUMP)");
+            mm::madvise(data.cast::<c_void>(), data_len, Advice::LinuxWipeOnFork)
+                .expect("madvise(MADV_WIPEONFORK)");
+            RawGuarded {
+                base,
+                total,
+                data,
+                data_len,
+            }
+        }
+    }
+
+    /// Wipes the last `n` data bytes and unmaps (munmap drops the lock).
+    fn destroy_min(self, n: usize) {
+        // SAFETY: as in destroy().
+        unsafe {
+            let start = self.data.add(self.data_len - n);
+            ptr::write_bytes(start, 0, n);
+            black_box(start);
+            mm::munmap(self.base.cast::<c_void>(), self.total).expect("munmap");
+        }
+    }
+
     /// Wipes the last `n` data bytes (where a buffer of `n` bytes sits),
     /// then munlock and munmap.
     fn destroy(self, n: usize) {
@@ -106,6 +164,55 @@ fn lifecycle(c: &mut Criterion) {
         });
         group.bench_with_input(BenchmarkId::new("raw_floor", n), &n, |b, &n| {
             b.iter(|| black_box(RawGuarded::new(black_box(n), page)).destroy(n));
+        });
+        group.bench_with_input(BenchmarkId::new("raw_min", n), &n, |b, &n| {
+            b.iter(|| black_box(RawGuarded::new_min(black_box(n), page)).destroy_min(n));
+        });
+        group.bench_with_input(BenchmarkId::new("memsec", n), &n, |b, &n| {
+            b.iter(|| {
+                // SAFETY: memsec's allocation is freed exactly once, right
+                // away, and not used in between.
+                unsafe {
+                    let p = memsec::malloc_sized(black_box(n)).expect("memsec::malloc_sized");
+                    memsec::free(black_box(p));
+                }
+            });
+        });
+    }
+    group.finish();
+}
+
+fn purge(c: &mut Criterion) {
+    let page = rustix::param::page_size();
+    let mut group = c.benchmark_group("purge");
+    for count in [1usize, 100, 10_000] {
+        if count >= 10_000 {
+            group.sample_size(10);
+        }
+        group.bench_with_input(BenchmarkId::new("memguard", count), &count, |b, &count| {
+            b.iter_batched(
+                || {
+                    (0..count)
+                        .map(|_| LockedBuffer::new(32).expect("new"))
+                        .collect::<Vec<_>>()
+                },
+                |buffers| {
+                    memguard::purge();
+                    buffers
+                },
+                BatchSize::PerIteration,
+            );
+        });
+        group.bench_with_input(BenchmarkId::new("raw_floor", count), &count, |b, &count| {
+            b.iter_batched(
+                || {
+                    (0..count)
+                        .map(|_| RawGuarded::new_min(32, page))
+                        .collect::<Vec<_>>()
+                },
+                |raws| raws.into_iter().for_each(|r| r.destroy_min(32)),
+                BatchSize::PerIteration,
+            );
         });
     }
     group.finish();
@@ -176,6 +283,6 @@ fn access(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = config();
-    targets = lifecycle, freeze_melt, access
+    targets = lifecycle, freeze_melt, access, purge
 }
 criterion_main!(benches);
