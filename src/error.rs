@@ -100,6 +100,19 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// The kernel refused a new mapping: the process has too many (each
+    /// buffer uses up to three) or the system is out of memory.
+    #[error("{operation} failed ({source}): the process has run out of memory mappings or the system out of memory; vm.max_map_count is {}, and each buffer uses up to 3 mappings; destroy buffers you no longer need or raise vm.max_map_count (sysctl vm.max_map_count=...)", max_map_count.map_or_else(|| "unknown".to_string(), |n| n.to_string()))]
+    OutOfMappings {
+        /// The call that failed: `mmap` or `mprotect`.
+        operation: &'static str,
+        /// The system's `vm.max_map_count`, if it could be read.
+        max_map_count: Option<u64>,
+        /// The error the kernel returned (ENOMEM).
+        #[source]
+        source: io::Error,
+    },
+
     /// The size asked for cannot be mapped on this machine.
     #[error("a buffer of {size} bytes is too large to allocate on this machine")]
     TooLarge {
@@ -169,7 +182,9 @@ impl From<Error> for io::Error {
             Error::OutOfRange { .. } | Error::Layout { .. } | Error::SizeMismatch { .. } => {
                 io::ErrorKind::InvalidInput
             }
-            Error::MemoryLock { .. } | Error::TooLarge { .. } => io::ErrorKind::OutOfMemory,
+            Error::MemoryLock { .. } | Error::TooLarge { .. } | Error::OutOfMappings { .. } => {
+                io::ErrorKind::OutOfMemory
+            }
             _ => io::ErrorKind::Other,
         };
         io::Error::new(kind, e)

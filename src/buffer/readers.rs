@@ -1,5 +1,10 @@
 //! Constructors that read a secret from a `Read` straight into guarded
-//! memory: no heap or stack buffer ever holds it.
+//! memory: no heap or stack buffer of this crate ever holds it.
+//!
+//! A buffered source keeps its own copy: `std::io::stdin().lock()` and any
+//! `BufReader` read ahead into a heap buffer that is never wiped. Read from
+//! an unbuffered handle instead (a `File` on a duplicate of the file
+//! descriptor, a `TcpStream`), as `examples/stdin.rs` does.
 
 use std::io::{self, Read};
 
@@ -44,8 +49,13 @@ fn read_once<R: Read>(r: &mut R, dst: &mut [u8], so_far: usize) -> Result<Step> 
 impl LockedBuffer {
     /// An immutable buffer holding exactly `size` bytes read from `r`.
     ///
-    /// The bytes go straight into guarded memory. If the reader fails or
-    /// ends early, the partial data is wiped and [`Error::Io`] says how many
+    /// The bytes go straight into guarded memory. Use an unbuffered source:
+    /// `std::io::stdin().lock()` and any `BufReader` read ahead into a heap
+    /// buffer of their own that is never wiped; a `File` on a duplicate of
+    /// the descriptor (`File::from(stdin().as_fd().try_clone_to_owned()?)`)
+    /// or a `TcpStream` read straight into the destination.
+    ///
+    /// If the reader fails or ends early, the partial data is wiped and [`Error::Io`] says how many
     /// bytes were read (`UnexpectedEof` for an early end). A size of zero
     /// gives [`Error::NullBuffer`].
     ///
@@ -83,7 +93,8 @@ impl LockedBuffer {
 
     /// An immutable buffer holding everything `r` yields until it ends.
     ///
-    /// Reads straight into guarded memory; when that fills up, a guarded
+    /// Reads straight into guarded memory (use an unbuffered source, see
+    /// [`LockedBuffer::from_reader`]); when that fills up, a guarded
     /// buffer twice the size takes over (copied guarded to guarded, the old
     /// one destroyed), so growing briefly needs three times the data's size
     /// of lockable memory. A reader error wipes the partial data and gives
@@ -117,7 +128,8 @@ impl LockedBuffer {
     /// first `delim`.
     ///
     /// Reads one byte at a time straight into guarded memory, so nothing past
-    /// the delimiter is consumed from `r`. If `r` ends before a delimiter,
+    /// the delimiter is consumed from `r` (use an unbuffered source, see
+    /// [`LockedBuffer::from_reader`]). If `r` ends before a delimiter,
     /// what was read is returned, as `BufRead::read_until` does. Nothing
     /// before the delimiter (or an empty reader) gives
     /// [`Error::NullBuffer`]; a reader error wipes the partial data and gives

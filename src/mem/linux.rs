@@ -15,6 +15,22 @@ use crate::error::{Error, Result};
 /// later buffers go straight to `MADV_DONTFORK`.
 static WIPEONFORK_REFUSED: AtomicBool = AtomicBool::new(false);
 
+/// ENOMEM from mmap or mprotect (which splits mappings) most often means
+/// `vm.max_map_count`; say so, with the number.
+fn map_error(operation: &'static str, e: Errno) -> Error {
+    if e != Errno::NOMEM {
+        return Error::os(operation, e);
+    }
+    let max_map_count = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    Error::OutOfMappings {
+        operation,
+        max_map_count,
+        source: e.into(),
+    }
+}
+
 /// Page operations on Linux.
 pub(crate) struct Linux;
 
@@ -35,7 +51,7 @@ impl Pages for Linux {
                 MapFlags::PRIVATE | MapFlags::NORESERVE,
             )
         }
-        .map_err(|e| Error::os("mmap", e))?;
+        .map_err(|e| map_error("mmap", e))?;
         NonNull::new(ptr.cast::<u8>()).ok_or(Error::Os {
             operation: "mmap",
             source: std::io::Error::other("the kernel returned a null mapping"),
@@ -50,7 +66,7 @@ impl Pages for Linux {
         // SAFETY: the caller guarantees the range lies in one of our mappings
         // and that no reference is used against the new protection.
         unsafe { mm::mprotect(ptr.as_ptr().cast::<c_void>(), len, flags) }
-            .map_err(|e| Error::os("mprotect", e))
+            .map_err(|e| map_error("mprotect", e))
     }
 
     unsafe fn lock(ptr: NonNull<u8>, len: usize) -> Result<()> {
