@@ -18,132 +18,20 @@
 //!
 //! The goal: `lifecycle/memguard/32` within 1.05x of `lifecycle/raw_floor/32`.
 
-use std::ffi::c_void;
 use std::hint::black_box;
-use std::ptr;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use memguard::LockedBuffer;
-use rustix::mm::{self, Advice, MapFlags, MprotectFlags, ProtFlags};
 
 const SIZES: [usize; 3] = [32, 4096, 1 << 20];
 
-/// A guarded, locked mapping made with raw system calls:
-/// `[guard][data pages][guard]`, the data pages locked, out of core dumps
-/// and wiped in forked children.
-struct RawGuarded {
-    base: *mut u8,
-    total: usize,
-    data: *mut u8,
-    data_len: usize,
-}
+/// The raw floors, shared with `memguard bench` so both measure the same.
+#[path = "../cli/src/floors.rs"]
+#[allow(dead_code)]
+mod floors;
 
-impl RawGuarded {
-    /// mmap, mprotect both guard pages, mlock, madvise twice.
-    fn new(n: usize, page: usize) -> RawGuarded {
-        let data_len = n.div_ceil(page) * page;
-        let total = data_len + 2 * page;
-        // SAFETY: a null hint lets the kernel choose an unused address; the
-        // new private anonymous mapping aliases nothing.
-        let base = unsafe {
-            mm::mmap_anonymous(
-                ptr::null_mut(),
-                total,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::PRIVATE,
-            )
-        }
-        .expect("mmap")
-        .cast::<u8>();
-        // SAFETY: every range below lies inside the mapping just made, which
-        // nothing else references.
-        unsafe {
-            let data = base.add(page);
-            let trailing = data.add(data_len);
-            mm::mprotect(base.cast::<c_void>(), page, MprotectFlags::empty())
-                .expect("mprotect leading guard");
-            mm::mprotect(trailing.cast::<c_void>(), page, MprotectFlags::empty())
-                .expect("mprotect trailing guard");
-            mm::mlock(data.cast::<c_void>(), data_len).expect("mlock");
-            mm::madvise(data.cast::<c_void>(), data_len, Advice::LinuxDontDump)
-                .expect("madvise(MADV_DONTDUMP)");
-            mm::madvise(data.cast::<c_void>(), data_len, Advice::LinuxWipeOnFork)
-                .expect("madvise(MADV_WIPEONFORK)");
-            RawGuarded {
-                base,
-                total,
-                data,
-                data_len,
-            }
-        }
-    }
-
-    /// The fewest calls for the same protections: map `PROT_NONE`, open the
-    /// data pages, lock, advise twice.
-    fn new_min(n: usize, page: usize) -> RawGuarded {
-        let data_len = n.div_ceil(page) * page;
-        let total = data_len + 2 * page;
-        // SAFETY: as in new(): a fresh private anonymous mapping.
-        let base = unsafe {
-            mm::mmap_anonymous(
-                ptr::null_mut(),
-                total,
-                ProtFlags::empty(),
-                MapFlags::PRIVATE | MapFlags::NORESERVE,
-            )
-        }
-        .expect("mmap")
-        .cast::<u8>();
-        // SAFETY: the data pages lie inside the mapping just made.
-        unsafe {
-            let data = base.add(page);
-            mm::mprotect(
-                data.cast::<c_void>(),
-                data_len,
-                MprotectFlags::READ | MprotectFlags::WRITE,
-            )
-            .expect("mprotect data");
-            mm::mlock(data.cast::<c_void>(), data_len).expect("mlock");
-            mm::madvise(data.cast::<c_void>(), data_len, Advice::LinuxDontDump)
-                .expect("madvise(MADV_DONTDUMP)");
-            mm::madvise(data.cast::<c_void>(), data_len, Advice::LinuxWipeOnFork)
-                .expect("madvise(MADV_WIPEONFORK)");
-            RawGuarded {
-                base,
-                total,
-                data,
-                data_len,
-            }
-        }
-    }
-
-    /// Wipes the last `n` data bytes and unmaps (munmap drops the lock).
-    fn destroy_min(self, n: usize) {
-        // SAFETY: as in destroy().
-        unsafe {
-            let start = self.data.add(self.data_len - n);
-            ptr::write_bytes(start, 0, n);
-            black_box(start);
-            mm::munmap(self.base.cast::<c_void>(), self.total).expect("munmap");
-        }
-    }
-
-    /// Wipes the last `n` data bytes (where a buffer of `n` bytes sits),
-    /// then munlock and munmap.
-    fn destroy(self, n: usize) {
-        // SAFETY: the data pages are mapped read-write and `n <= data_len`;
-        // afterwards the whole mapping is released and never used again.
-        unsafe {
-            let start = self.data.add(self.data_len - n);
-            ptr::write_bytes(start, 0, n);
-            // The pointer escapes, so the zeroing stores must happen.
-            black_box(start);
-            mm::munlock(self.data.cast::<c_void>(), self.data_len).expect("munlock");
-            mm::munmap(self.base.cast::<c_void>(), self.total).expect("munmap");
-        }
-    }
-}
+use floors::RawGuarded;
 
 fn config() -> Criterion {
     Criterion::default()
@@ -163,10 +51,15 @@ fn lifecycle(c: &mut Criterion) {
             b.iter(|| drop(black_box(LockedBuffer::new(black_box(n)).expect("new"))));
         });
         group.bench_with_input(BenchmarkId::new("raw_floor", n), &n, |b, &n| {
-            b.iter(|| black_box(RawGuarded::new(black_box(n), page)).destroy(n));
+            b.iter(|| {
+                black_box(RawGuarded::new(black_box(n), page).expect("raw floor")).destroy(n)
+            });
         });
         group.bench_with_input(BenchmarkId::new("raw_min", n), &n, |b, &n| {
-            b.iter(|| black_box(RawGuarded::new_min(black_box(n), page)).destroy_min(n));
+            b.iter(|| {
+                black_box(RawGuarded::new_min(black_box(n), page).expect("raw floor"))
+                    .destroy_min(n)
+            });
         });
         group.bench_with_input(BenchmarkId::new("memsec", n), &n, |b, &n| {
             b.iter(|| {
@@ -207,7 +100,7 @@ fn purge(c: &mut Criterion) {
             b.iter_batched(
                 || {
                     (0..count)
-                        .map(|_| RawGuarded::new_min(32, page))
+                        .map(|_| RawGuarded::new_min(32, page).expect("raw floor"))
                         .collect::<Vec<_>>()
                 },
                 |raws| raws.into_iter().for_each(|r| r.destroy_min(32)),
@@ -231,22 +124,9 @@ fn freeze_melt(c: &mut Criterion) {
     });
     drop(buf);
 
-    let raw = RawGuarded::new(32, page);
-    let (data, len) = (raw.data.cast::<c_void>(), raw.data_len);
+    let mut raw = RawGuarded::new(32, page).expect("raw floor");
     group.bench_function("raw_floor", |b| {
-        b.iter(|| {
-            // SAFETY: the data pages of a live mapping of ours; no reference
-            // to them exists, so nothing writes while they are read-only.
-            unsafe {
-                mm::mprotect(black_box(data), len, MprotectFlags::READ).expect("mprotect ro");
-                mm::mprotect(
-                    black_box(data),
-                    len,
-                    MprotectFlags::READ | MprotectFlags::WRITE,
-                )
-                .expect("mprotect rw");
-            }
-        });
+        b.iter(|| raw.freeze_melt().expect("mprotect"));
     });
     raw.destroy(32);
     group.finish();

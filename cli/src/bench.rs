@@ -60,6 +60,7 @@ struct Spec {
 #[derive(Clone, Copy, Debug)]
 enum SpecKind {
     Lifecycle(usize),
+    LifecycleMin(usize),
     FreezeMelt,
     EnclaveNew(usize),
     EnclaveOpen(usize),
@@ -134,6 +135,14 @@ fn specs() -> Vec<Spec> {
             kind: SpecKind::Lifecycle(n),
         });
     }
+    v.push(Spec {
+        id: "lifecycle_min/32".into(),
+        name: "LockedBuffer new+drop 32 B".into(),
+        floor: "the fewest calls for the same protections: mmap PROT_NONE, mprotect data, \
+                mlock, madvise DONTDUMP + WIPEONFORK, wipe, munmap",
+        bytes: None,
+        kind: SpecKind::LifecycleMin(32),
+    });
     v.push(Spec {
         id: "freeze_melt".into(),
         name: "freeze + melt".into(),
@@ -227,6 +236,22 @@ fn build(spec: &Spec) -> Result<Case, String> {
                 timed(iters, || {
                     let g = RawGuarded::new(black_box(n), page).map_err(|e| e.to_string())?;
                     black_box(g).destroy(n);
+                    Ok(())
+                })
+            }),
+        },
+        SpecKind::LifecycleMin(n) => Case {
+            memguard: Box::new(move |iters| {
+                timed(iters, || {
+                    let b = LockedBuffer::new(black_box(n)).map_err(mg("LockedBuffer::new"))?;
+                    drop(black_box(b));
+                    Ok(())
+                })
+            }),
+            floor: Box::new(move |iters| {
+                timed(iters, || {
+                    let g = RawGuarded::new_min(black_box(n), page).map_err(|e| e.to_string())?;
+                    black_box(g).destroy_min(n);
                     Ok(())
                 })
             }),
@@ -777,7 +802,7 @@ mod tests {
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), n);
-        assert_eq!(n, 3 + 1 + 12 + 2 + 3);
+        assert_eq!(n, 3 + 1 + 1 + 12 + 2 + 3);
     }
 
     #[test]

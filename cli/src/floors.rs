@@ -2,9 +2,13 @@
 //! protections written out as bare system calls, and the same cipher called
 //! directly, so that each ratio says what memguard's own bookkeeping costs.
 //!
-//! - [`RawGuarded`] mirrors `benches/locked_buffer.rs` exactly: mmap, two
-//!   guard-page mprotects, mlock, `MADV_DONTDUMP` + `MADV_WIPEONFORK`, then
-//!   a wipe of the `n` bytes, munlock and munmap.
+//! - [`RawGuarded`]: mmap, two guard-page mprotects, mlock,
+//!   `MADV_DONTDUMP` + `MADV_WIPEONFORK`, then a wipe of the `n` bytes,
+//!   munlock and munmap (the floor); and [`RawGuarded::new_min`] /
+//!   [`RawGuarded::destroy_min`], the fewest calls for the same protections
+//!   (what `LockedBuffer` itself makes). `benches/locked_buffer.rs` includes
+//!   this file, so the criterion benchmarks and `memguard bench` measure the
+//!   same floors.
 //! - [`RawCipher`] is `crypto_secretbox::XSalsa20Poly1305` (RustCrypto, the
 //!   same `salsa20`/`poly1305` code the crate uses), keyed once, with a fixed
 //!   nonce, working in place with a detached tag, as in `benches/enclave.rs`.
@@ -101,6 +105,61 @@ impl RawGuarded {
             // The pointer escapes, so the zeroing stores must happen.
             black_box(start);
             let _ = mm::munlock(self.data.cast::<c_void>(), self.data_len);
+            let _ = mm::munmap(self.base.cast::<c_void>(), self.total);
+        }
+    }
+
+    /// The fewest calls for the same protections: map `PROT_NONE`, make the
+    /// data pages read-write, lock, advise twice.
+    pub fn new_min(n: usize, page: usize) -> io::Result<RawGuarded> {
+        let data_len = n.div_ceil(page) * page;
+        let total = data_len + 2 * page;
+        // SAFETY: as in new(): a fresh private anonymous mapping.
+        let base = unsafe {
+            mm::mmap_anonymous(
+                ptr::null_mut(),
+                total,
+                ProtFlags::empty(),
+                MapFlags::PRIVATE | MapFlags::NORESERVE,
+            )
+        }?
+        .cast::<u8>();
+        // SAFETY: the data pages lie inside the mapping just made.
+        let data = unsafe { base.add(page) };
+        // SAFETY: every range below lies inside the mapping just made, which
+        // nothing else references.
+        let set_up = unsafe {
+            mm::mprotect(
+                data.cast::<c_void>(),
+                data_len,
+                MprotectFlags::READ | MprotectFlags::WRITE,
+            )
+            .and_then(|()| mm::mlock(data.cast::<c_void>(), data_len))
+            .and_then(|()| mm::madvise(data.cast::<c_void>(), data_len, Advice::LinuxDontDump))
+            .and_then(|()| mm::madvise(data.cast::<c_void>(), data_len, Advice::LinuxWipeOnFork))
+        };
+        if let Err(e) = set_up {
+            // SAFETY: exactly the mapping made above, never shared.
+            let _ = unsafe { mm::munmap(base.cast::<c_void>(), total) };
+            return Err(e.into());
+        }
+        Ok(RawGuarded {
+            base,
+            total,
+            data,
+            data_len,
+        })
+    }
+
+    /// Wipes the last `n` data bytes and unmaps; munmap also drops the lock,
+    /// so there is no munlock.
+    pub fn destroy_min(self, n: usize) {
+        let n = n.min(self.data_len);
+        // SAFETY: as in destroy().
+        unsafe {
+            let start = self.data.add(self.data_len - n);
+            ptr::write_bytes(start, 0, n);
+            black_box(start);
             let _ = mm::munmap(self.base.cast::<c_void>(), self.total);
         }
     }

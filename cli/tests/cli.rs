@@ -173,6 +173,7 @@ fn bench_quick_json_measures_every_operation() {
         "lifecycle/32",
         "lifecycle/4096",
         "lifecycle/1048576",
+        "lifecycle_min/32",
         "freeze_melt",
         "enclave_new/32",
         "enclave_open/1024",
@@ -186,7 +187,7 @@ fn bench_quick_json_measures_every_operation() {
     ] {
         assert!(ids.contains(&expected), "{expected} missing from {ids:?}");
     }
-    assert_eq!(ids.len(), 21, "{ids:?}");
+    assert_eq!(ids.len(), 22, "{ids:?}");
     for o in ops {
         if let Some(why) = o["skipped"].as_str() {
             // Only a small RLIMIT_MEMLOCK (without CAP_IPC_LOCK) may keep
