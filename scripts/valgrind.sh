@@ -4,7 +4,8 @@
 #
 #   scripts/valgrind.sh
 #
-# Build: `--features rustix/use-libc-auxv`. By default rustix reads the aux
+# Build: memguard enables `rustix/use-libc-auxv` itself (Cargo.toml); the
+# flag below only restates it. Without it rustix reads the aux
 # vector straight from the kernel (prctl PR_GET_AUXV) and finds the vDSO
 # there; valgrind does not map the vDSO for the program it runs, so the
 # first rustix::param::page_size() dies of SIGSEGV in rustix's

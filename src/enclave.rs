@@ -6,7 +6,7 @@ use crate::buffer::LockedBuffer;
 use crate::coffer;
 use crate::crypto::cipher::{MessageCipher, NONCE_LEN, TAG_LEN};
 use crate::error::{Error, Result};
-use crate::mem::wipe_bytes;
+use crate::mem::{scrub_stack, wipe_bytes};
 
 const HEADER: usize = NONCE_LEN + TAG_LEN;
 
@@ -142,9 +142,11 @@ impl Enclave {
         let tag: [u8; TAG_LEN] = self.sealed[NONCE_LEN..HEADER]
             .try_into()
             .map_err(|_| Error::DecryptionFailed)?;
-        cipher
+        let opened = cipher
             .open_range(&self.sealed[HEADER..], &tag, offset, dst)
-            .map_err(|_| Error::DecryptionFailed)
+            .map_err(|_| Error::DecryptionFailed);
+        scrub_stack();
+        opened
     }
 
     /// The length of the plaintext in bytes.
@@ -181,6 +183,7 @@ impl Enclave {
             coffer::with_key(None, |key, g| (MessageCipher::new(key, &nonce), g))?;
         let (head, body) = sealed.split_at_mut(HEADER);
         let tag = cipher.seal(plaintext, body);
+        scrub_stack();
         head[NONCE_LEN..].copy_from_slice(&tag);
         Ok(Enclave { sealed, generation })
     }

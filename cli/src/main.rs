@@ -90,9 +90,9 @@ struct BenchArgs {
     /// Run only these operations (comma-separated): an id with a `/` names
     /// one operation exactly (`purge/100`), a name without one every
     /// operation of the groups it begins (`lifecycle`, `enclave`,
-    /// `enclave_open`). Ids: lifecycle/<bytes>, freeze_melt,
-    /// enclave_new/<bytes>, enclave_open/<bytes>, enclave_open_into/<bytes>,
-    /// stream_write/1048576, stream_read/1048576, purge/<buffers>.
+    /// `enclave_open`). Ids: lifecycle/BYTES, lifecycle_min/32, freeze_melt,
+    /// enclave_new/BYTES, enclave_open/BYTES, enclave_open_into/BYTES,
+    /// stream_write/1048576, stream_read/1048576, purge/N.
     #[arg(long, value_delimiter = ',', value_name = "IDS")]
     only: Vec<String>,
 }

@@ -50,9 +50,14 @@ fn segment(index: usize) -> &'static Segment {
         Ordering::Acquire,
     ) {
         Ok(_) => fresh,
-        // SAFETY: another thread published its segment first; it is leaked
-        // and never freed. Ours stays leaked too (at most once per race).
-        Err(theirs) => unsafe { &*theirs },
+        Err(theirs) => {
+            // SAFETY: `fresh` was never published (the exchange failed), so
+            // this thread holds its only pointer; it came from Box::leak.
+            drop(unsafe { Box::from_raw(fresh as *mut Segment) });
+            // SAFETY: another thread published its segment first; published
+            // segments are leaked boxes, never freed.
+            unsafe { &*theirs }
+        }
     }
 }
 

@@ -10,6 +10,12 @@
 
 use crate::error::{Error, Result};
 
+/// The largest mapping asked of the kernel: 64 TiB, half of the 47-bit user
+/// address space of x86-64 and aarch64 with 4-level page tables. Anything
+/// larger cannot be mapped in practice, and saying "too large" is clearer
+/// than the kernel's ENOMEM.
+pub(crate) const MAX_MAPPING: usize = 1 << 46;
+
 /// The geometry of one guarded mapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Layout {
@@ -37,7 +43,7 @@ impl Layout {
             .ok_or(too_large)?;
         let layout = Layout { page, data_pages };
         match data_pages.checked_add(2 * page) {
-            Some(total) if total <= isize::MAX as usize => Ok(layout),
+            Some(total) if total <= MAX_MAPPING => Ok(layout),
             _ => Err(Error::TooLarge { size: capacity }),
         }
     }
@@ -113,6 +119,11 @@ mod tests {
             Layout::new(isize::MAX as usize, PAGE),
             Err(Error::TooLarge { .. })
         ));
+        assert!(matches!(
+            Layout::new(MAX_MAPPING, PAGE),
+            Err(Error::TooLarge { .. })
+        ));
+        assert!(Layout::new(MAX_MAPPING - 3 * PAGE, PAGE).is_ok());
     }
 
     #[test]

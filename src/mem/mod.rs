@@ -36,6 +36,7 @@ pub use harden::{disable_process_hardening, is_process_hardened};
 pub use reference::Ref;
 pub use reference_mut::RefMut;
 pub(crate) use region::Region;
+pub(crate) use wipe::scrub_stack;
 pub use wipe::wipe_bytes;
 
 /// Whether the wipe-before-crash handler for SIGSEGV and SIGBUS is in

@@ -18,6 +18,20 @@ pub fn wipe_bytes(buf: &mut [u8]) {
     observe(buf.as_ptr());
 }
 
+/// Bytes of stack [`scrub_stack`] overwrites.
+const SCRUB: usize = 4096;
+
+/// Overwrites the stack just below the caller's frame with zeros.
+///
+/// Called right after a cipher operation returns: the cipher's own frames
+/// (keystream blocks, a partial block of plaintext) lay in the stack space
+/// this function's frame now occupies, and nothing else wipes them.
+#[inline(never)]
+pub(crate) fn scrub_stack() {
+    let mut area = [0xffu8; SCRUB];
+    wipe_bytes(std::hint::black_box(&mut area));
+}
+
 /// Tells the compiler that the memory behind `ptr` is read here.
 #[inline(always)]
 fn observe(ptr: *const u8) {
