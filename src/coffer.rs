@@ -26,13 +26,13 @@ use crate::crypto::cipher::KEY_LEN;
 use crate::crypto::hash::blake2b256_into;
 use crate::crypto::scramble_bytes;
 use crate::error::{Error, Result};
-use crate::mem::{wipe_bytes, RefMut};
+use crate::mem::wipe_bytes;
 
-const LEFT: usize = 0;
-const RIGHT: usize = 32;
-const SCRATCH: usize = 64;
-const NOISE: usize = 96;
-const SIZE: usize = 128;
+/// Bytes in the coffer's buffer: four slots of [`KEY_LEN`].
+const SIZE: usize = 4 * KEY_LEN;
+
+/// The coffer's buffer seen as its slots: `[left, right, scratch, noise]`.
+type Slots = [[u8; KEY_LEN]; 4];
 
 /// The split key and the generation it belongs to.
 struct Coffer {
@@ -100,22 +100,20 @@ pub(crate) fn with_key<T>(
         return Err(Error::DecryptionFailed);
     }
     let generation = coffer.generation;
-    let mut bytes = coffer.halves.bytes_mut()?;
-    let key = derive(&mut bytes);
-    let out = f(key, generation);
-    wipe_bytes(&mut bytes[SCRATCH..SCRATCH + KEY_LEN]);
+    let mut bytes = coffer.halves.byte_array_mut::<SIZE>()?;
+    let [left, right, scratch, _] = bytemuck::cast_mut::<_, Slots>(&mut *bytes);
+    blake2b256_into(right, scratch);
+    xor_into(scratch, left);
+    let out = f(scratch, generation);
+    wipe_bytes(scratch);
     Ok(out)
 }
 
-/// Writes `left XOR BLAKE2b-256(right)` into the scratch slot and returns it.
-fn derive<'a>(bytes: &'a mut RefMut<'_, [u8]>) -> &'a [u8; KEY_LEN] {
-    let (head, tail) = bytes.split_at_mut(SCRATCH);
-    let scratch: &mut [u8; KEY_LEN] = (&mut tail[..KEY_LEN]).try_into().expect("32-byte slot");
-    blake2b256_into(&head[RIGHT..RIGHT + KEY_LEN], scratch);
-    for (s, l) in scratch.iter_mut().zip(&head[LEFT..LEFT + KEY_LEN]) {
-        *s ^= l;
+/// `dst ^= src`.
+fn xor_into(dst: &mut [u8; KEY_LEN], src: &[u8; KEY_LEN]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d ^= s;
     }
-    scratch
 }
 
 /// Destroys the session key (the next use makes a new one), stops its
@@ -142,8 +140,10 @@ impl Coffer {
     fn new() -> Result<Coffer> {
         let mut halves = LockedBuffer::new(SIZE)?;
         {
-            let mut b = halves.bytes_mut()?;
-            scramble_bytes(&mut b[LEFT..RIGHT + KEY_LEN])?;
+            let mut b = halves.byte_array_mut::<SIZE>()?;
+            let [left, right, _, _] = bytemuck::cast_mut::<_, Slots>(&mut *b);
+            scramble_bytes(left)?;
+            scramble_bytes(right)?;
         }
         let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
         start_rekeyer(generation);
@@ -153,25 +153,17 @@ impl Coffer {
     /// Re-splits the key: `right ^= noise`, and `left` corrected so that
     /// `left ^ H(right)` is unchanged.
     fn rekey(&mut self) -> Result<()> {
-        let mut b = self.halves.bytes_mut()?;
-        scramble_bytes(&mut b[NOISE..NOISE + KEY_LEN])?;
-        xor_hash_of_right_into_left(&mut b);
-        for i in 0..KEY_LEN {
-            b[RIGHT + i] ^= b[NOISE + i];
-        }
-        xor_hash_of_right_into_left(&mut b);
-        wipe_bytes(&mut b[SCRATCH..SIZE]);
+        let mut bytes = self.halves.byte_array_mut::<SIZE>()?;
+        let [left, right, scratch, noise] = bytemuck::cast_mut::<_, Slots>(&mut *bytes);
+        scramble_bytes(noise)?;
+        blake2b256_into(right, scratch);
+        xor_into(left, scratch);
+        xor_into(right, noise);
+        blake2b256_into(right, scratch);
+        xor_into(left, scratch);
+        wipe_bytes(scratch);
+        wipe_bytes(noise);
         Ok(())
-    }
-}
-
-/// `left ^= BLAKE2b-256(right)`, through the scratch slot.
-fn xor_hash_of_right_into_left(b: &mut [u8]) {
-    let (head, tail) = b.split_at_mut(SCRATCH);
-    let scratch: &mut [u8; KEY_LEN] = (&mut tail[..KEY_LEN]).try_into().expect("32-byte slot");
-    blake2b256_into(&head[RIGHT..RIGHT + KEY_LEN], scratch);
-    for (l, s) in head[LEFT..LEFT + KEY_LEN].iter_mut().zip(scratch.iter()) {
-        *l ^= s;
     }
 }
 
@@ -217,13 +209,16 @@ mod tests {
         with_key(None, |k, _| *k).unwrap()
     }
 
-    fn halves() -> ([u8; 32], [u8; 32]) {
+    /// All four slots, copied out.
+    fn slots() -> Slots {
         let slot = lock(&COFFER);
-        let b = slot.as_ref().unwrap().halves.bytes();
-        (
-            b[LEFT..LEFT + 32].try_into().unwrap(),
-            b[RIGHT..RIGHT + 32].try_into().unwrap(),
-        )
+        let b = slot.as_ref().unwrap().halves.byte_array::<SIZE>().unwrap();
+        *bytemuck::cast_ref::<_, Slots>(&*b)
+    }
+
+    fn halves() -> ([u8; 32], [u8; 32]) {
+        let [left, right, _, _] = slots();
+        (left, right)
     }
 
     #[test]
@@ -237,9 +232,9 @@ mod tests {
             assert_ne!(r0, r1);
             assert_eq!(current_key(), key);
         }
-        let slot = lock(&COFFER);
-        let b = slot.as_ref().unwrap().halves.bytes();
-        assert!(b[SCRATCH..SIZE].iter().all(|&x| x == 0), "scratch wiped");
+        let [_, _, scratch, noise] = slots();
+        assert_eq!(scratch, [0; 32], "scratch wiped");
+        assert_eq!(noise, [0; 32], "noise wiped");
     }
 
     #[test]
@@ -251,9 +246,8 @@ mod tests {
         let expect: Vec<u8> = l.iter().zip(&h).map(|(a, b)| a ^ b).collect();
         // A rekey may have run between the two reads; the key is the same.
         assert_eq!(&key[..], &expect[..]);
-        let slot = lock(&COFFER);
-        let b = slot.as_ref().unwrap().halves.bytes();
-        assert!(b[SCRATCH..SCRATCH + 32].iter().all(|&x| x == 0));
+        let [_, _, scratch, _] = slots();
+        assert_eq!(scratch, [0; 32], "scratch wiped");
     }
 
     #[test]

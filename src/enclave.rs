@@ -66,18 +66,10 @@ impl Enclave {
     /// # Ok::<(), memguard::Error>(())
     /// ```
     pub fn random(size: usize) -> Result<Enclave> {
-        if size == 0 {
-            return Err(Error::NullBuffer);
-        }
-        let mut sealed = alloc_sealed(size)?;
-        getrandom::fill(&mut sealed[..NONCE_LEN])?;
-        getrandom::fill(&mut sealed[HEADER..])?;
-        let nonce = nonce_of(&sealed);
-        let (cipher, generation) =
-            coffer::with_key(None, |key, g| (MessageCipher::new(key, &nonce), g))?;
-        let tag = cipher.tag(&sealed[HEADER..]);
-        sealed[NONCE_LEN..HEADER].copy_from_slice(&tag);
-        Ok(Enclave { sealed, generation })
+        Enclave::sealed_with(size, |cipher, body| {
+            getrandom::fill(body)?;
+            Ok(cipher.tag(body))
+        })
     }
 
     /// Decrypts into a new, frozen [`LockedBuffer`].
@@ -106,17 +98,7 @@ impl Enclave {
     /// # Ok::<(), memguard::Error>(())
     /// ```
     pub fn open_into(&self, dst: &mut LockedBuffer) -> Result<()> {
-        if dst.len() != self.len() {
-            if !dst.is_alive() {
-                return Err(Error::Destroyed);
-            }
-            return Err(Error::SizeMismatch {
-                expected: self.len(),
-                actual: dst.len(),
-            });
-        }
-        let mut out = dst.bytes_mut()?;
-        self.open_to_slice(&mut out)
+        self.open_to_slice(&mut dst.bytes_mut()?)
     }
 
     /// Authenticates, then decrypts into `dst` (exactly `len()` bytes).
@@ -173,18 +155,30 @@ impl Enclave {
 
     /// Seals a copy of `plaintext`, which is left as it is.
     pub(crate) fn seal_bytes(plaintext: &[u8]) -> Result<Enclave> {
-        if plaintext.is_empty() {
+        Enclave::sealed_with(plaintext.len(), |cipher, body| {
+            Ok(cipher.seal(plaintext, body))
+        })
+    }
+
+    /// The one way an enclave is made: a fresh random nonce, the cipher
+    /// keyed under the session key, `fill` writing the `len`-byte
+    /// ciphertext and returning its tag, then the stack scrubbed.
+    fn sealed_with(
+        len: usize,
+        fill: impl FnOnce(MessageCipher, &mut [u8]) -> Result<[u8; TAG_LEN]>,
+    ) -> Result<Enclave> {
+        if len == 0 {
             return Err(Error::NullBuffer);
         }
-        let mut sealed = alloc_sealed(plaintext.len())?;
+        let mut sealed = alloc_sealed(len)?;
         getrandom::fill(&mut sealed[..NONCE_LEN])?;
         let nonce = nonce_of(&sealed);
         let (cipher, generation) =
             coffer::with_key(None, |key, g| (MessageCipher::new(key, &nonce), g))?;
         let (head, body) = sealed.split_at_mut(HEADER);
-        let tag = cipher.seal(plaintext, body);
+        let tag = fill(cipher, body);
         scrub_stack();
-        head[NONCE_LEN..].copy_from_slice(&tag);
+        head[NONCE_LEN..].copy_from_slice(&tag?);
         Ok(Enclave { sealed, generation })
     }
 }

@@ -1,6 +1,6 @@
 mod support;
 
-use support::{mark, role, run, Role, CHILD_TIMEOUT};
+use support::{assert_killed_by, mark, role, run, survived, Role, CHILD_TIMEOUT, SURVIVED};
 
 // Wipe before crash, checked from outside the crashing process.
 //
@@ -30,7 +30,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -51,39 +51,9 @@ const WINDOW: usize = 16;
 const SEED_ENV: &str = "MEMGUARD_CRASH_SEED";
 /// Printed by the child just before the faulting write, with the address.
 const FAULT_LINE: &str = "fault address ";
-/// Printed by a child that got through an action that should have killed it.
-const SURVIVED: &str = "SURVIVED";
-
 // ---------------------------------------------------------------------------
 // Parent/child plumbing
 // ---------------------------------------------------------------------------
-
-/// Called right after an action that should have killed the process.
-fn survived(action: &str) -> ! {
-    mark(&format!("{SURVIVED}: {action}"));
-    std::process::exit(3)
-}
-
-/// Asserts the child was killed by `signal` after printing `marker`.
-fn assert_killed_by(out: &Output, signal: i32, marker: &str, what: &str) {
-    let stdout = support::stdout(out);
-    assert!(
-        stdout.contains(marker),
-        "{what}: the child never reached the action (marker {marker:?} missing)\n{}",
-        support::describe(out)
-    );
-    assert!(
-        !stdout.contains(SURVIVED),
-        "{what}: the child survived the action\n{}",
-        support::describe(out)
-    );
-    assert_eq!(
-        support::killed_by(out),
-        Some(signal),
-        "{what}: expected the child to be killed by signal {signal}\n{}",
-        support::describe(out)
-    );
-}
 
 // ---------------------------------------------------------------------------
 // The secret

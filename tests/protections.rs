@@ -1,6 +1,6 @@
 mod support;
 
-use support::{mark, role, run, Role};
+use support::{assert_killed_by, mark, role, run, survived, Role, SURVIVED};
 
 // Security properties of `LockedBuffer`, each checked from outside the
 // process that would crash.
@@ -25,33 +25,9 @@ use memguard::{Error, LockedBuffer};
 const SIGABRT: i32 = 6;
 const SIGSEGV: i32 = 11;
 
-/// Printed by a child that got through an action that should have killed it.
-const SURVIVED: &str = "SURVIVED";
-
 // ---------------------------------------------------------------------------
 // Parent/child plumbing
 // ---------------------------------------------------------------------------
-
-/// Asserts the child was killed by `signal` after printing `marker`.
-fn assert_killed_by(out: &Output, signal: i32, marker: &str, what: &str) {
-    let stdout = support::stdout(out);
-    assert!(
-        stdout.contains(marker),
-        "{what}: the child never reached the action (marker {marker:?} missing)\n{}",
-        support::describe(out)
-    );
-    assert!(
-        !stdout.contains(SURVIVED),
-        "{what}: the child survived the action\n{}",
-        support::describe(out)
-    );
-    assert_eq!(
-        support::killed_by(out),
-        Some(signal),
-        "{what}: expected the child to be killed by signal {signal}\n{}",
-        support::describe(out)
-    );
-}
 
 /// Asserts the child exited 0 after printing `marker`, without a panic.
 fn assert_clean_exit(out: &Output, marker: &str, what: &str) {
@@ -71,12 +47,6 @@ fn assert_clean_exit(out: &Output, marker: &str, what: &str) {
         "{what}: the child panicked\n{}",
         support::describe(out)
     );
-}
-
-/// Called right after an action that should have killed the process.
-fn survived(action: &str) -> ! {
-    mark(&format!("{SURVIVED}: {action}"));
-    std::process::exit(3)
 }
 
 fn page_size() -> usize {

@@ -59,8 +59,12 @@ struct Spec {
 
 #[derive(Clone, Copy, Debug)]
 enum SpecKind {
-    Lifecycle(usize),
-    LifecycleMin(usize),
+    /// `new(n)` + drop against the issue's floor (`minimal == false`) or the
+    /// fewest calls for the same protections (`minimal == true`).
+    Lifecycle {
+        n: usize,
+        minimal: bool,
+    },
     FreezeMelt,
     EnclaveNew(usize),
     EnclaveOpen(usize),
@@ -132,7 +136,7 @@ fn specs() -> Vec<Spec> {
             name: format!("LockedBuffer new+drop {}", size_label(n)),
             floor: lifecycle_floor,
             bytes: (n >= MIB).then_some(n as u64),
-            kind: SpecKind::Lifecycle(n),
+            kind: SpecKind::Lifecycle { n, minimal: false },
         });
     }
     v.push(Spec {
@@ -141,7 +145,10 @@ fn specs() -> Vec<Spec> {
         floor: "the fewest calls for the same protections: mmap PROT_NONE, mprotect data, \
                 mlock, madvise DONTDUMP + WIPEONFORK, wipe, munmap",
         bytes: None,
-        kind: SpecKind::LifecycleMin(32),
+        kind: SpecKind::Lifecycle {
+            n: 32,
+            minimal: true,
+        },
     });
     v.push(Spec {
         id: "freeze_melt".into(),
@@ -224,7 +231,7 @@ fn timed(iters: u64, mut f: impl FnMut() -> Result<(), String>) -> Result<Durati
 fn build(spec: &Spec) -> Result<Case, String> {
     let page = rustix::param::page_size();
     Ok(match spec.kind {
-        SpecKind::Lifecycle(n) => Case {
+        SpecKind::Lifecycle { n, minimal } => Case {
             memguard: Box::new(move |iters| {
                 timed(iters, || {
                     let b = LockedBuffer::new(black_box(n)).map_err(mg("LockedBuffer::new"))?;
@@ -234,24 +241,14 @@ fn build(spec: &Spec) -> Result<Case, String> {
             }),
             floor: Box::new(move |iters| {
                 timed(iters, || {
-                    let g = RawGuarded::new(black_box(n), page).map_err(|e| e.to_string())?;
-                    black_box(g).destroy(n);
-                    Ok(())
-                })
-            }),
-        },
-        SpecKind::LifecycleMin(n) => Case {
-            memguard: Box::new(move |iters| {
-                timed(iters, || {
-                    let b = LockedBuffer::new(black_box(n)).map_err(mg("LockedBuffer::new"))?;
-                    drop(black_box(b));
-                    Ok(())
-                })
-            }),
-            floor: Box::new(move |iters| {
-                timed(iters, || {
-                    let g = RawGuarded::new_min(black_box(n), page).map_err(|e| e.to_string())?;
-                    black_box(g).destroy_min(n);
+                    if minimal {
+                        let g =
+                            RawGuarded::new_min(black_box(n), page).map_err(|e| e.to_string())?;
+                        black_box(g).destroy_min(n);
+                    } else {
+                        let g = RawGuarded::new(black_box(n), page).map_err(|e| e.to_string())?;
+                        black_box(g).destroy(n);
+                    }
                     Ok(())
                 })
             }),
@@ -472,7 +469,7 @@ fn memlock_shortfall(spec: &Spec) -> Option<String> {
     use rustix::thread::CapabilitySet;
     let page = rustix::param::page_size() as u64;
     let pages = match spec.kind {
-        SpecKind::Lifecycle(n) | SpecKind::EnclaveOpen(n) | SpecKind::EnclaveOpenInto(n) => {
+        SpecKind::Lifecycle { n, .. } | SpecKind::EnclaveOpen(n) | SpecKind::EnclaveOpenInto(n) => {
             (n as u64).div_ceil(page) * 2 + 2
         }
         SpecKind::Purge(count) => count as u64 + 2,

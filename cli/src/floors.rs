@@ -79,17 +79,7 @@ impl RawGuarded {
                     mm::madvise(data.cast::<c_void>(), data_len, Advice::LinuxWipeOnFork)
                 })
         };
-        if let Err(e) = set_up {
-            // SAFETY: exactly the mapping made above, never shared.
-            let _ = unsafe { mm::munmap(base.cast::<c_void>(), total) };
-            return Err(e.into());
-        }
-        Ok(RawGuarded {
-            base,
-            total,
-            data,
-            data_len,
-        })
+        RawGuarded::finish(base, total, data, data_len, set_up)
     }
 
     /// Wipes the last `n` data bytes (where a buffer of `n` bytes sits),
@@ -107,6 +97,28 @@ impl RawGuarded {
             let _ = mm::munlock(self.data.cast::<c_void>(), self.data_len);
             let _ = mm::munmap(self.base.cast::<c_void>(), self.total);
         }
+    }
+
+    /// Wraps a mapping whose set-up calls returned `set_up`; on failure the
+    /// mapping is unmapped and the error returned.
+    fn finish(
+        base: *mut u8,
+        total: usize,
+        data: *mut u8,
+        data_len: usize,
+        set_up: rustix::io::Result<()>,
+    ) -> io::Result<RawGuarded> {
+        if let Err(e) = set_up {
+            // SAFETY: exactly the mapping the caller just made, never shared.
+            let _ = unsafe { mm::munmap(base.cast::<c_void>(), total) };
+            return Err(e.into());
+        }
+        Ok(RawGuarded {
+            base,
+            total,
+            data,
+            data_len,
+        })
     }
 
     /// The fewest calls for the same protections: map `PROT_NONE`, make the
@@ -138,17 +150,7 @@ impl RawGuarded {
             .and_then(|()| mm::madvise(data.cast::<c_void>(), data_len, Advice::LinuxDontDump))
             .and_then(|()| mm::madvise(data.cast::<c_void>(), data_len, Advice::LinuxWipeOnFork))
         };
-        if let Err(e) = set_up {
-            // SAFETY: exactly the mapping made above, never shared.
-            let _ = unsafe { mm::munmap(base.cast::<c_void>(), total) };
-            return Err(e.into());
-        }
-        Ok(RawGuarded {
-            base,
-            total,
-            data,
-            data_len,
-        })
+        RawGuarded::finish(base, total, data, data_len, set_up)
     }
 
     /// Wipes the last `n` data bytes and unmaps; munmap also drops the lock,

@@ -202,3 +202,33 @@ pub fn mark(line: &str) {
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
 }
+
+/// Printed by a child that got through an action that should have killed it.
+pub const SURVIVED: &str = "SURVIVED";
+
+/// Called right after an action that should have killed the process.
+pub fn survived(action: &str) -> ! {
+    mark(&format!("{SURVIVED}: {action}"));
+    std::process::exit(3)
+}
+
+/// Asserts the child was killed by `signal` after printing `marker`.
+pub fn assert_killed_by(out: &Output, signal: i32, marker: &str, what: &str) {
+    let text = stdout(out);
+    assert!(
+        text.contains(marker),
+        "{what}: the child never reached the action (marker {marker:?} missing)\n{}",
+        describe(out)
+    );
+    assert!(
+        !text.contains(SURVIVED),
+        "{what}: the child survived the action\n{}",
+        describe(out)
+    );
+    assert_eq!(
+        killed_by(out),
+        Some(signal),
+        "{what}: expected the child to be killed by signal {signal}\n{}",
+        describe(out)
+    );
+}
