@@ -12,6 +12,8 @@ use crate::error::Result;
 /// Page protection for [`Pages::protect`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Access {
+    /// Every access faults, as on a guard page.
+    None,
     /// Reads succeed, writes fault.
     ReadOnly,
     /// Reads and writes succeed.
@@ -34,6 +36,10 @@ pub(crate) enum ForkPolicy {
 pub(crate) trait Pages {
     /// The page size, read from the system at run time.
     fn page_size() -> usize;
+
+    /// The most bytes this process may lock (`RLIMIT_MEMLOCK`); `None` when
+    /// unlimited.
+    fn lock_limit() -> Option<usize>;
 
     /// Maps `len` bytes of fresh, zeroed, private memory with [`Access::None`].
     fn allocate(len: usize) -> Result<NonNull<u8>>;

@@ -39,6 +39,12 @@ impl Pages for Linux {
         rustix::param::page_size()
     }
 
+    fn lock_limit() -> Option<usize> {
+        getrlimit(Resource::Memlock)
+            .current
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
     fn allocate(len: usize) -> Result<NonNull<u8>> {
         // SAFETY: a null hint lets the kernel pick an address that overlaps
         // nothing; the new mapping is private, anonymous and PROT_NONE, so no
@@ -60,6 +66,7 @@ impl Pages for Linux {
 
     unsafe fn protect(ptr: NonNull<u8>, len: usize, access: Access) -> Result<()> {
         let flags = match access {
+            Access::None => MprotectFlags::empty(),
             Access::ReadOnly => MprotectFlags::READ,
             Access::ReadWrite => MprotectFlags::READ | MprotectFlags::WRITE,
         };

@@ -24,6 +24,10 @@ impl Pages for Simulated {
         PAGE
     }
 
+    fn lock_limit() -> Option<usize> {
+        None
+    }
+
     fn allocate(len: usize) -> Result<NonNull<u8>> {
         // SAFETY: the layout has a non-zero size (a mapping is at least
         // three pages).

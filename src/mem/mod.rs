@@ -17,6 +17,7 @@ mod miri;
 mod reference;
 mod reference_mut;
 mod region;
+mod spares;
 mod wipe;
 
 #[cfg(all(target_os = "linux", not(miri)))]
@@ -49,6 +50,43 @@ pub use wipe::wipe_bytes;
 /// ```
 pub fn crash_handler_installed() -> bool {
     crash_handler::installed()
+}
+
+/// Sets how many spare mappings memguard keeps, and unmaps any beyond
+/// that; `0` turns reuse off, so that every destroyed buffer is unmapped
+/// at once.
+///
+/// When a buffer of one page (up to 4096 bytes on most systems) is
+/// destroyed, its data page is wiped, made inaccessible (`PROT_NONE`, so a
+/// stale pointer still faults) and kept, guard pages, lock and advice
+/// included, for the next one-page buffer. Taking it costs one `mprotect`
+/// instead of a new mapping, which makes short-lived buffers (such as the
+/// ones [`Enclave::open`](crate::Enclave::open) returns) several times
+/// cheaper. Spares stay locked and count against `RLIMIT_MEMLOCK`: by
+/// default at most 8 are kept, and never more than a sixteenth of the lock
+/// limit (none under a limit of 64 KiB or less). When a new buffer cannot be
+/// locked they are unmapped and the buffer is tried again, and
+/// [`purge`](crate::purge) unmaps them all.
+///
+/// ```
+/// memguard::set_spare_limit(0);
+/// drop(memguard::LockedBuffer::new(32)?);
+/// assert_eq!(memguard::spare_mappings(), 0);
+/// # Ok::<(), memguard::Error>(())
+/// ```
+pub fn set_spare_limit(max: usize) {
+    spares::set_limit(max);
+}
+
+/// The number of spare mappings kept now (see [`set_spare_limit`]).
+pub fn spare_mappings() -> usize {
+    spares::count()
+}
+
+/// Unmaps every spare mapping, and keeps buffers that exist now from
+/// becoming spares; part of a purge.
+pub(crate) fn drain_spares() {
+    spares::purge();
 }
 
 /// The system's page size.

@@ -9,7 +9,7 @@ use super::corruption::{self, CanaryCorruption};
 use super::layout::Layout;
 use super::reference::Ref;
 use super::reference_mut::RefMut;
-use super::{canary, crash_handler, crash_table, harden, wipe, Os};
+use super::{canary, crash_handler, crash_table, harden, spares, wipe, Os};
 use crate::error::{Error, Result};
 
 /// A guarded mapping: `[guard][canary | data][guard]`, the data pages locked,
@@ -28,6 +28,8 @@ pub(crate) struct Region {
     fork: ForkPolicy,
     /// This region's slot in the crash table, if it got one.
     crash_slot: Option<usize>,
+    /// The purge count when it was made (see `spares::park`).
+    epoch: u64,
 }
 
 // SAFETY: the mapping belongs to this Region alone, and every access to its
@@ -40,32 +42,30 @@ unsafe impl Sync for Region {}
 
 impl Region {
     /// Maps a writable, zero-filled region for `len` bytes.
+    ///
+    /// A one-page region reuses a spare mapping when there is one. When a
+    /// new mapping cannot be locked, the spares are unmapped (they hold
+    /// locked pages) and it is tried once more.
     pub(crate) fn new(len: usize) -> Result<Region> {
         let page = Os::page_size();
         let layout = Layout::new(len, page)?;
         harden::ensure();
         crash_handler::install();
         let canary = canary::pattern(page)?;
-        let base = Os::allocate(layout.total())?;
-        // SAFETY: base comes from allocate() with layout.total() bytes, so the
-        // data pages lie inside it.
-        let data = unsafe { base.add(layout.data_pages_offset()) };
+        let spare = if layout.data_pages == page {
+            spares::take(page)
+        } else {
+            None
+        };
+        let (base, fork) = match spare {
+            Some(spare) => spare,
+            None => match Region::map(layout) {
+                Err(Error::MemoryLock { .. }) if spares::drain() > 0 => Region::map(layout)?,
+                other => other?,
+            },
+        };
+        let data = Region::data_pages_of(base, layout);
         let n = layout.data_pages;
-        // SAFETY: the range is inside the mapping we just made; no reference
-        // to it exists yet.
-        let set_up = unsafe {
-            Os::protect(data, n, Access::ReadWrite)
-                .and_then(|()| Os::lock(data, n))
-                .and_then(|()| Os::advise(data, n))
-        };
-        let fork = match set_up {
-            Ok(fork) => fork,
-            Err(e) => {
-                // SAFETY: exactly the mapping allocate() returned, never shared.
-                unsafe { Os::free(base, layout.total()) };
-                return Err(e);
-            }
-        };
         let region = Region {
             base,
             layout,
@@ -75,6 +75,7 @@ impl Region {
             frozen: AtomicBool::new(false),
             fork,
             crash_slot: crash_table::add(data, n),
+            epoch: spares::epoch(),
         };
         let slack = layout.slack(len);
         if slack > 0 {
@@ -84,6 +85,29 @@ impl Region {
             canary::write(bytes, canary);
         }
         Ok(region)
+    }
+
+    /// A new mapping for `layout`: guard pages `PROT_NONE`, the data pages
+    /// writable, locked and advised.
+    fn map(layout: Layout) -> Result<(NonNull<u8>, ForkPolicy)> {
+        let base = Os::allocate(layout.total())?;
+        let data = Region::data_pages_of(base, layout);
+        let n = layout.data_pages;
+        // SAFETY: the range is inside the mapping we just made; no reference
+        // to it exists yet.
+        let set_up = unsafe {
+            Os::protect(data, n, Access::ReadWrite)
+                .and_then(|()| Os::lock(data, n))
+                .and_then(|()| Os::advise(data, n))
+        };
+        match set_up {
+            Ok(fork) => Ok((base, fork)),
+            Err(e) => {
+                // SAFETY: exactly the mapping allocate() returned, never shared.
+                unsafe { Os::free(base, layout.total()) };
+                Err(e)
+            }
+        }
     }
 
     /// The length of the data in bytes.
@@ -235,8 +259,10 @@ impl Region {
         }
     }
 
-    /// Wipes the data, checks the canary and unmaps. Called exactly once, by
-    /// whoever won the right to destroy in the BorrowState.
+    /// Wipes the data, checks the canary, then unmaps the mapping or, for an
+    /// intact one-page region, wipes the canary too and parks it as a spare
+    /// (sealed off with `PROT_NONE`). Called exactly once, by whoever won the
+    /// right to destroy in the BorrowState.
     fn wipe_and_unmap(&self) -> std::result::Result<(), CanaryCorruption> {
         let len = self.len();
         let pages = self.data_pages();
@@ -246,41 +272,64 @@ impl Region {
             // borrow exists and none can be taken any more.
             || unsafe { Os::protect(pages, size, Access::ReadWrite) }.is_ok();
         let slack = self.layout.slack(len);
-        let intact = if writable {
+        let checked = if writable {
             // SAFETY: the pages are mapped and writable; having claimed
             // destruction we hold the only access to them.
             let all = unsafe { std::slice::from_raw_parts_mut(pages.as_ptr(), size) };
             let (canary_bytes, data) = all.split_at_mut(slack);
             wipe::wipe_bytes(data);
-            canary::intact(canary_bytes, self.canary)
-                .then_some(0)
-                .ok_or_else(|| canary::damaged(canary_bytes, self.canary))
+            let checked = self.check_canary(canary_bytes);
+            if checked.is_ok() {
+                // Not secret, but a spare must come back zero-filled.
+                wipe::wipe_bytes(canary_bytes);
+            }
+            checked
         } else {
             // SAFETY: the pages are mapped and readable; no one else uses them.
             let all = unsafe { std::slice::from_raw_parts(pages.as_ptr(), size) };
-            let canary_bytes = &all[..slack];
-            canary::intact(canary_bytes, self.canary)
-                .then_some(0)
-                .ok_or_else(|| canary::damaged(canary_bytes, self.canary))
+            self.check_canary(&all[..slack])
         };
         if let Some(slot) = self.crash_slot {
             crash_table::remove(slot);
         }
-        // SAFETY: exactly the mapping made in new(); nothing can reach it any
-        // more because the BorrowState says destroyed, and the crash handler
-        // no longer lists it.
-        unsafe { Os::free(self.base, self.layout.total()) };
-        intact.map(|_| ()).map_err(|damaged| CanaryCorruption {
+        let page = self.layout.page;
+        // SAFETY: our three-page mapping, wiped whole (the canary is checked
+        // intact, and zeroed, only when the pages are writable); nothing can
+        // reach it any more because the BorrowState says destroyed, and the
+        // crash handler no longer lists it.
+        let parked = writable
+            && checked.is_ok()
+            && size == page
+            && unsafe { spares::park(self.base, page, self.fork, self.epoch) };
+        if !parked {
+            // SAFETY: exactly the mapping made in new(), unreachable as above.
+            unsafe { Os::free(self.base, self.layout.total()) };
+        }
+        checked
+    }
+
+    /// Whether the canary in `slack` is intact; the corruption otherwise.
+    fn check_canary(&self, slack: &[u8]) -> std::result::Result<(), CanaryCorruption> {
+        if canary::intact(slack, self.canary) {
+            return Ok(());
+        }
+        let len = self.len();
+        Err(CanaryCorruption {
             address: self.base.as_ptr() as usize + self.layout.data_offset(len),
             len,
-            slack,
-            damaged,
+            slack: slack.len(),
+            damaged: canary::damaged(slack, self.canary),
         })
     }
 
     fn data_pages(&self) -> NonNull<u8> {
-        // SAFETY: the offset is inside the mapping of layout.total() bytes.
-        unsafe { self.base.add(self.layout.data_pages_offset()) }
+        Region::data_pages_of(self.base, self.layout)
+    }
+
+    fn data_pages_of(base: NonNull<u8>, layout: Layout) -> NonNull<u8> {
+        // SAFETY: the offset is inside the mapping of layout.total() bytes
+        // that starts at base.
+        unsafe { base.add(layout.data_pages_offset()) }
     }
 
     fn data_ptr(&self, len: usize) -> NonNull<u8> {

@@ -10,7 +10,8 @@ use crate::{coffer, mem};
 /// it gives [`Error::DecryptionFailed`](crate::Error::DecryptionFailed));
 /// enclaves sealed afterwards use a fresh key and work as usual.
 ///
-/// Each buffer is wiped and unmapped. A buffer that is borrowed at the time
+/// Each buffer is wiped and unmapped, and so are the spare mappings kept
+/// for reuse (see [`set_spare_limit`](crate::set_spare_limit)). A buffer that is borrowed at the time
 /// (a [`Ref`](crate::Ref) or [`RefMut`](crate::RefMut) is alive, on any
 /// thread) stops handing out new guards at once and is wiped and unmapped
 /// when its last guard is dropped: `purge` never waits for a guard, never
@@ -30,6 +31,8 @@ use crate::{coffer, mem};
 /// # Ok::<(), memguard::Error>(())
 /// ```
 pub fn purge() {
+    // First, so that the buffers destroyed below are unmapped, not parked.
+    mem::drain_spares();
     let corrupted = coffer::destroy_then(registry::destroy_all);
     if !corrupted.is_empty() {
         mem::report_and_abort(&corrupted);

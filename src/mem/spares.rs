@@ -1,0 +1,221 @@
+//! Spare mappings: the guarded mappings of destroyed one-page buffers,
+//! wiped, sealed off and still locked, kept for the next one-page buffer.
+//!
+//! A fresh guarded mapping costs a map, an `mprotect`, an `mlock`, two
+//! `madvise` calls, an unmap and a page fault; most of that is the kernel
+//! setting up and tearing down the mapping and its page. A spare costs one
+//! `mprotect` to take and one to put back. Secrets are mostly small (keys,
+//! tokens, passwords) and short-lived (open, use, drop), so this is the
+//! common case.
+//!
+//! What a spare is, between two buffers:
+//! - its data page is wiped (all of it, canary included) before it is
+//!   parked, exactly as before an unmap;
+//! - its data page is `PROT_NONE`, like the guard pages either side, so a
+//!   stale pointer into a destroyed buffer still faults;
+//! - it stays locked, out of core dumps and out of forked children, so it
+//!   counts against `RLIMIT_MEMLOCK`. That is why the number kept is small:
+//!   by default at most [`DEFAULT_LIMIT`], and at most a sixteenth of the
+//!   lock limit. When a new mapping cannot be locked, the spares are unmapped
+//!   and the mapping is tried again; [`purge`](crate::purge) unmaps them too.
+//!
+//! A forked child does not inherit locks, so spares made before a fork are
+//! never handed out after it (a `pthread_atfork` hook counts forks).
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
+
+use super::backend::{Access, ForkPolicy, Pages};
+use super::Os;
+
+/// How many spares are kept unless [`set_limit`] says otherwise.
+pub(crate) const DEFAULT_LIMIT: usize = 8;
+
+/// `LIMIT` before anyone set it.
+const UNSET: usize = usize::MAX;
+
+/// A parked mapping: three pages, the middle one the data page.
+struct Spare {
+    base: NonNull<u8>,
+    fork: ForkPolicy,
+    /// `FORKS` when it was parked.
+    forks: u64,
+}
+
+// SAFETY: a Spare is an address and two plain values; the mapping it names is
+// reachable only through the SPARES list, under its mutex.
+unsafe impl Send for Spare {}
+
+static SPARES: Mutex<Vec<Spare>> = Mutex::new(Vec::new());
+/// The most spares kept, as set by [`set_limit`]; `UNSET` for the default.
+static LIMIT: AtomicUsize = AtomicUsize::new(UNSET);
+/// Forks between the process that parked a spare and this one (each child
+/// counts one more than its parent).
+static FORKS: AtomicU64 = AtomicU64::new(0);
+/// Purges so far: a region made before the latest purge is not parked, so
+/// that after a purge every buffer of the time ends up unmapped, also one
+/// whose destruction waited for a guard.
+static PURGES: AtomicU64 = AtomicU64::new(0);
+/// Whether the fork hook is in place; without it nothing is kept.
+static FORK_HOOK: OnceLock<bool> = OnceLock::new();
+/// The default limit: [`DEFAULT_LIMIT`], or less under a small lock limit.
+static DEFAULT: OnceLock<usize> = OnceLock::new();
+
+fn all() -> MutexGuard<'static, Vec<Spare>> {
+    SPARES.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The list, or `None` when another thread has it (spares are a shortcut:
+/// nobody waits for them).
+fn try_all() -> Option<MutexGuard<'static, Vec<Spare>>> {
+    match SPARES.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+/// The most spares kept now.
+pub(crate) fn limit() -> usize {
+    match LIMIT.load(Ordering::Relaxed) {
+        UNSET => *DEFAULT.get_or_init(|| {
+            let page = Os::page_size();
+            match Os::lock_limit() {
+                None => DEFAULT_LIMIT,
+                Some(bytes) => DEFAULT_LIMIT.min(bytes / (16 * page)),
+            }
+        }),
+        n => n,
+    }
+}
+
+/// Sets the most spares kept and unmaps any beyond it.
+pub(crate) fn set_limit(max: usize) {
+    LIMIT.store(max, Ordering::Relaxed);
+    let extra: Vec<Spare> = {
+        let mut list = all();
+        let keep = list.len().min(max);
+        list.split_off(keep)
+    };
+    for spare in extra {
+        release(spare);
+    }
+}
+
+/// The number of spares parked now.
+pub(crate) fn count() -> usize {
+    all().len()
+}
+
+/// Takes a spare for a one-page buffer: its data page made writable and
+/// zero-filled, everything else as [`Region`](super::Region) sets it up.
+/// `None` when there is none (or the list is busy).
+pub(crate) fn take(page: usize) -> Option<(NonNull<u8>, ForkPolicy)> {
+    let forks = FORKS.load(Ordering::Acquire);
+    loop {
+        let spare = try_all()?.pop()?;
+        if spare.forks != forks {
+            // Parked before a fork: not locked in this process.
+            release(spare);
+            continue;
+        }
+        // SAFETY: the data page of a mapping we parked and nobody else can
+        // reach; no reference into it exists.
+        match unsafe { Os::protect(data_page(spare.base, page), page, Access::ReadWrite) } {
+            Ok(()) => return Some((spare.base, spare.fork)),
+            Err(_) => release(spare),
+        }
+    }
+}
+
+/// Offers the mapping of a destroyed one-page buffer, whose data page the
+/// caller has wiped, made at purge count `epoch`. Returns `false` when it is
+/// not kept: the caller unmaps it.
+///
+/// # Safety
+/// `base` must be a three-page mapping from [`Pages::allocate`] set up by
+/// `Region` (data page locked and advised), wiped, that nothing can reach.
+pub(crate) unsafe fn park(base: NonNull<u8>, page: usize, fork: ForkPolicy, epoch: u64) -> bool {
+    let max = limit();
+    if max == 0 || epoch != PURGES.load(Ordering::Acquire) || !fork_hook() {
+        return false;
+    }
+    let Some(list) = try_all() else {
+        return false;
+    };
+    if list.len() >= max {
+        return false;
+    }
+    // SAFETY: the caller hands over the mapping; nothing references it.
+    if unsafe { Os::protect(data_page(base, page), page, Access::None) }.is_err() {
+        return false;
+    }
+    let mut list = list;
+    list.push(Spare {
+        base,
+        fork,
+        forks: FORKS.load(Ordering::Acquire),
+    });
+    true
+}
+
+/// The current purge count, to pass to [`park`] later.
+pub(crate) fn epoch() -> u64 {
+    PURGES.load(Ordering::Acquire)
+}
+
+/// Unmaps every spare, and refuses to park any region made before now;
+/// part of a purge.
+pub(crate) fn purge() {
+    PURGES.fetch_add(1, Ordering::AcqRel);
+    drain();
+}
+
+/// Unmaps every spare; returns how many there were.
+pub(crate) fn drain() -> usize {
+    let spares = std::mem::take(&mut *all());
+    let n = spares.len();
+    for spare in spares {
+        release(spare);
+    }
+    n
+}
+
+/// Unmaps a spare, or forgets it when a fork left this process without it.
+fn release(spare: Spare) {
+    let inherited = spare.forks != FORKS.load(Ordering::Acquire);
+    if inherited && spare.fork == ForkPolicy::DontFork {
+        // The mapping did not come with the fork; something else may live at
+        // that address now.
+        return;
+    }
+    let page = Os::page_size();
+    // SAFETY: a whole mapping from Pages::allocate that only the list knew.
+    unsafe { Os::free(spare.base, 3 * page) };
+}
+
+fn data_page(base: NonNull<u8>, page: usize) -> NonNull<u8> {
+    // SAFETY: a spare's mapping is three pages; the data page is the second.
+    unsafe { base.add(page) }
+}
+
+/// Installs the fork hook once; whether it is in place.
+fn fork_hook() -> bool {
+    *FORK_HOOK.get_or_init(install_fork_hook)
+}
+
+#[cfg(not(miri))]
+fn install_fork_hook() -> bool {
+    extern "C" fn in_child() {
+        FORKS.fetch_add(1, Ordering::AcqRel);
+    }
+    // SAFETY: registers a handler that only increments an atomic, which is
+    // async-signal-safe, as code run in a child after fork must be.
+    unsafe { libc::pthread_atfork(None, None, Some(in_child as unsafe extern "C" fn())) == 0 }
+}
+
+#[cfg(miri)]
+fn install_fork_hook() -> bool {
+    true
+}
