@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use memguard::{Enclave, LockedBuffer, Stream, DEFAULT_CHUNK_SIZE};
 use serde::Serialize;
 
-use crate::floors::{self, RawCipher, RawGuarded};
+use crate::floors::{self, RawCipher, RawGuarded, RawSpare};
 use crate::ui::{pad, pad_left, Paint, Progress, Style};
 
 /// Options of `memguard bench`.
@@ -59,12 +59,16 @@ struct Spec {
 
 #[derive(Clone, Copy, Debug)]
 enum SpecKind {
-    /// `new(n)` + drop against the issue's floor (`minimal == false`) or the
-    /// fewest calls for the same protections (`minimal == true`).
+    /// `new(n)` + drop with spare mappings off (a new mapping every time),
+    /// against the issue's floor (`minimal == false`) or the fewest calls
+    /// for the same protections (`minimal == true`).
     Lifecycle {
         n: usize,
         minimal: bool,
     },
+    /// `new(32)` + drop as it runs by default, reusing a spare mapping,
+    /// against the same reuse with raw calls.
+    LifecycleSpare,
     FreezeMelt,
     EnclaveNew(usize),
     EnclaveOpen(usize),
@@ -130,10 +134,17 @@ fn specs() -> Vec<Spec> {
     let mut v = Vec::new();
     let lifecycle_floor = "mmap, 2 guard mprotects, mlock, madvise DONTDUMP + WIPEONFORK, \
                            wipe, munlock, munmap";
+    v.push(Spec {
+        id: "lifecycle_spare/32".into(),
+        name: "LockedBuffer new+drop 32 B (spare reused)".into(),
+        floor: "a kept guarded mapping: mprotect read-write, wipe, mprotect PROT_NONE",
+        bytes: None,
+        kind: SpecKind::LifecycleSpare,
+    });
     for n in [32, 4 * KIB, MIB] {
         v.push(Spec {
             id: format!("lifecycle/{n}"),
-            name: format!("LockedBuffer new+drop {}", size_label(n)),
+            name: format!("LockedBuffer new+drop {} (spares off)", size_label(n)),
             floor: lifecycle_floor,
             bytes: (n >= MIB).then_some(n as u64),
             kind: SpecKind::Lifecycle { n, minimal: false },
@@ -141,7 +152,7 @@ fn specs() -> Vec<Spec> {
     }
     v.push(Spec {
         id: "lifecycle_min/32".into(),
-        name: "LockedBuffer new+drop 32 B".into(),
+        name: "LockedBuffer new+drop 32 B (spares off)".into(),
         floor: "the fewest calls for the same protections: mmap PROT_NONE, mprotect data, \
                 mlock, madvise DONTDUMP + WIPEONFORK, wipe, munmap",
         bytes: None,
@@ -169,8 +180,10 @@ fn specs() -> Vec<Spec> {
         v.push(Spec {
             id: format!("enclave_open/{n}"),
             name: format!("Enclave::open {}", size_label(n)),
-            floor: "the lifecycle floor around copy + XSalsa20Poly1305 decrypt in place \
-                    + 2 mprotects (read-only, then back for the wipe)",
+            floor: "copy + XSalsa20Poly1305 decrypt in place, then read-only, back to \
+                    read-write and wipe (2 mprotects); up to a page in a kept guarded mapping \
+                    (2 more mprotects: read-write first, PROT_NONE last), larger inside the \
+                    lifecycle floor",
             bytes,
             kind: SpecKind::EnclaveOpen(n),
         });
@@ -233,11 +246,15 @@ fn build(spec: &Spec) -> Result<Case, String> {
     Ok(match spec.kind {
         SpecKind::Lifecycle { n, minimal } => Case {
             memguard: Box::new(move |iters| {
-                timed(iters, || {
+                let spares = memguard::spare_limit();
+                memguard::set_spare_limit(0);
+                let t = timed(iters, || {
                     let b = LockedBuffer::new(black_box(n)).map_err(mg("LockedBuffer::new"))?;
                     drop(black_box(b));
                     Ok(())
-                })
+                });
+                memguard::set_spare_limit(spares);
+                t
             }),
             floor: Box::new(move |iters| {
                 timed(iters, || {
@@ -253,6 +270,29 @@ fn build(spec: &Spec) -> Result<Case, String> {
                 })
             }),
         },
+        SpecKind::LifecycleSpare => {
+            let mut raw = Some(RawSpare::new(page).map_err(|e| e.to_string())?);
+            Case {
+                memguard: Box::new(move |iters| {
+                    timed(iters, || {
+                        let b =
+                            LockedBuffer::new(black_box(32)).map_err(mg("LockedBuffer::new"))?;
+                        drop(black_box(b));
+                        Ok(())
+                    })
+                }),
+                floor: Box::new(move |iters| {
+                    let r = raw.as_mut().ok_or("the raw mapping is gone")?;
+                    let t = timed(iters, || r.cycle(32).map_err(|e| e.to_string()));
+                    if t.is_err() {
+                        if let Some(r) = raw.take() {
+                            r.destroy();
+                        }
+                    }
+                    t
+                }),
+            }
+        }
         SpecKind::FreezeMelt => {
             let mut buf = LockedBuffer::new(32).map_err(mg("LockedBuffer::new"))?;
             let mut raw = Some(RawGuarded::new(32, page).map_err(|e| e.to_string())?);
@@ -314,12 +354,23 @@ fn build(spec: &Spec) -> Result<Case, String> {
                             Ok(())
                         })
                     }),
-                    floor: Box::new(move |iters| {
-                        timed(iters, || {
-                            floors::guarded_open(&cipher, black_box(&ct), &tag, page)
-                                .map_err(|e| e.to_string())
+                    floor: if n <= page {
+                        let mut spare = RawSpare::new(page).map_err(|e| e.to_string())?;
+                        Box::new(move |iters| {
+                            timed(iters, || {
+                                spare
+                                    .open(&cipher, black_box(&ct), &tag)
+                                    .map_err(|e| e.to_string())
+                            })
                         })
-                    }),
+                    } else {
+                        Box::new(move |iters| {
+                            timed(iters, || {
+                                floors::guarded_open(&cipher, black_box(&ct), &tag, page)
+                                    .map_err(|e| e.to_string())
+                            })
+                        })
+                    },
                 });
             }
             let mut buf = vec![0u8; n];
@@ -469,6 +520,7 @@ fn memlock_shortfall(spec: &Spec) -> Option<String> {
     use rustix::thread::CapabilitySet;
     let page = rustix::param::page_size() as u64;
     let pages = match spec.kind {
+        SpecKind::LifecycleSpare => 4,
         SpecKind::Lifecycle { n, .. } | SpecKind::EnclaveOpen(n) | SpecKind::EnclaveOpenInto(n) => {
             (n as u64).div_ceil(page) * 2 + 2
         }
@@ -799,7 +851,8 @@ mod tests {
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), n);
-        assert_eq!(n, 3 + 1 + 1 + 12 + 2 + 3);
+        assert_eq!(n, 1 + 3 + 1 + 1 + 12 + 2 + 3);
+        assert!(ids.contains(&"lifecycle_spare/32"));
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //!   (what `LockedBuffer` itself makes). `benches/locked_buffer.rs` includes
 //!   this file, so the criterion benchmarks and `memguard bench` measure the
 //!   same floors.
+//! - [`RawSpare`]: the same mapping kept between uses, as memguard keeps
+//!   the mapping of a destroyed one-page buffer: each use is two mprotects
+//!   (writable, then `PROT_NONE`) and a wipe.
 //! - [`RawCipher`] is `crypto_secretbox::XSalsa20Poly1305` (RustCrypto, the
 //!   same `salsa20`/`poly1305` code the crate uses), keyed once, with a fixed
 //!   nonce, working in place with a detached tag, as in `benches/enclave.rs`.
@@ -182,6 +185,80 @@ impl RawGuarded {
             )?;
         }
         Ok(())
+    }
+}
+
+/// A guarded, locked mapping kept between uses, as memguard keeps the
+/// mapping of a destroyed one-page buffer: its data page `PROT_NONE` while
+/// unused. The floor under a lifecycle that reuses one.
+pub struct RawSpare(RawGuarded);
+
+impl RawSpare {
+    /// A fresh mapping (the fewest calls), its data page sealed off.
+    pub fn new(page: usize) -> io::Result<RawSpare> {
+        let spare = RawSpare(RawGuarded::new_min(page, page)?);
+        spare.protect(MprotectFlags::empty())?;
+        Ok(spare)
+    }
+
+    fn protect(&self, flags: MprotectFlags) -> io::Result<()> {
+        // SAFETY: the data page of our live mapping; callers hold no
+        // reference into it across a change that forbids their access.
+        unsafe { mm::mprotect(self.0.data.cast::<c_void>(), self.0.data_len, flags) }?;
+        Ok(())
+    }
+
+    /// The last `n` bytes of the data page.
+    ///
+    /// # Safety
+    /// The page must be writable, and the slice dropped before it is not.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn tail(&self, n: usize) -> &mut [u8] {
+        let n = n.min(self.0.data_len);
+        // SAFETY: inside the data page; the caller keeps it writable.
+        unsafe { std::slice::from_raw_parts_mut(self.0.data.add(self.0.data_len - n), n) }
+    }
+
+    /// One use: the page made writable, `n` bytes wiped, the page sealed
+    /// off again (2 mprotects and a wipe).
+    pub fn cycle(&mut self, n: usize) -> io::Result<()> {
+        self.protect(MprotectFlags::READ | MprotectFlags::WRITE)?;
+        // SAFETY: writable until the protect below; the slice ends first.
+        let data = unsafe { self.tail(n) };
+        data.fill(0);
+        black_box(&data);
+        self.protect(MprotectFlags::empty())
+    }
+
+    /// One open: the page made writable, the ciphertext copied in and
+    /// decrypted, the page read-only, writable again, wiped, sealed off
+    /// (4 mprotects).
+    pub fn open(&mut self, cipher: &RawCipher, ciphertext: &[u8], tag: &Tag) -> io::Result<()> {
+        let n = ciphertext.len();
+        self.protect(MprotectFlags::READ | MprotectFlags::WRITE)?;
+        // SAFETY: writable now; the slice is not used after the read-only
+        // protect below until the page is writable again.
+        let data = unsafe { self.tail(n) };
+        data.copy_from_slice(ciphertext);
+        let opened = cipher.open(data, tag);
+        black_box(&data);
+        self.protect(MprotectFlags::READ)?;
+        self.protect(MprotectFlags::READ | MprotectFlags::WRITE)?;
+        data.fill(0);
+        black_box(&data);
+        self.protect(MprotectFlags::empty())?;
+        if opened {
+            Ok(())
+        } else {
+            Err(io::Error::other(
+                "the raw cipher refused its own ciphertext",
+            ))
+        }
+    }
+
+    /// Unmaps it.
+    pub fn destroy(self) {
+        self.0.destroy_min(0);
     }
 }
 

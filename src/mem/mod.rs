@@ -64,7 +64,7 @@ pub fn crash_handler_installed() -> bool {
 /// ones [`Enclave::open`](crate::Enclave::open) returns) several times
 /// cheaper. Spares stay locked and count against `RLIMIT_MEMLOCK`: by
 /// default at most 8 are kept, and never more than a sixteenth of the lock
-/// limit (none under a limit of 64 KiB or less). When a new buffer cannot be
+/// limit (one under a 64 KiB limit, none under less). When a new buffer cannot be
 /// locked they are unmapped and the buffer is tried again, and
 /// [`purge`](crate::purge) unmaps them all.
 ///
@@ -76,6 +76,19 @@ pub fn crash_handler_installed() -> bool {
 /// ```
 pub fn set_spare_limit(max: usize) {
     spares::set_limit(max);
+}
+
+/// The most spare mappings kept: the value given to [`set_spare_limit`], or
+/// the default worked out from the lock limit.
+///
+/// ```
+/// let before = memguard::spare_limit();
+/// memguard::set_spare_limit(2);
+/// assert_eq!(memguard::spare_limit(), 2);
+/// memguard::set_spare_limit(before);
+/// ```
+pub fn spare_limit() -> usize {
+    spares::limit()
 }
 
 /// The number of spare mappings kept now (see [`set_spare_limit`]).

@@ -92,6 +92,7 @@ pub(crate) fn limit() -> usize {
 
 /// Sets the most spares kept and unmaps any beyond it.
 pub(crate) fn set_limit(max: usize) {
+    let max = max.min(UNSET - 1);
     LIMIT.store(max, Ordering::Relaxed);
     let extra: Vec<Spare> = {
         let mut list = all();
