@@ -170,6 +170,7 @@ fn bench_quick_json_measures_every_operation() {
     let ops = v["operations"].as_array().expect("an operations array");
     let ids: Vec<&str> = ops.iter().filter_map(|o| o["id"].as_str()).collect();
     for expected in [
+        "lifecycle_spare/32",
         "lifecycle/32",
         "lifecycle/4096",
         "lifecycle/1048576",
@@ -187,7 +188,7 @@ fn bench_quick_json_measures_every_operation() {
     ] {
         assert!(ids.contains(&expected), "{expected} missing from {ids:?}");
     }
-    assert_eq!(ids.len(), 22, "{ids:?}");
+    assert_eq!(ids.len(), 23, "{ids:?}");
     for o in ops {
         if let Some(why) = o["skipped"].as_str() {
             // Only a small RLIMIT_MEMLOCK (without CAP_IPC_LOCK) may keep
