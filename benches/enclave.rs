@@ -14,7 +14,11 @@
 //!     `LockedBuffer`.
 //!   - `enclave_open`: `open` (a new, frozen `LockedBuffer`) and its drop.
 //!   - `locked_buffer_lifecycle`: `LockedBuffer::new(32)` + drop, the floor
-//!     under `enclave_open`.
+//!     under `enclave_open`. Both reuse a spare mapping, as they do by
+//!     default.
+//!   - `enclave_open_no_spares`, `locked_buffer_lifecycle_no_spares`: the
+//!     same two with spares off (`set_spare_limit(0)`), a new mapping each
+//!     time.
 //!
 //!   Targets: `enclave_new <= raw_seal_plus_open`,
 //!   `enclave_open_into <= raw_seal_plus_open`, and
@@ -113,6 +117,17 @@ fn seal_open_32(c: &mut Criterion) {
     g.bench_function("locked_buffer_lifecycle", |b| {
         b.iter(|| drop(black_box(LockedBuffer::new(black_box(32)).expect("new"))))
     });
+
+    // The same two with spare mappings off: a new mapping every time.
+    let spares = memguard::spare_limit();
+    memguard::set_spare_limit(0);
+    g.bench_function("enclave_open_no_spares", |b| {
+        b.iter(|| drop(black_box(sealed.open().expect("open"))))
+    });
+    g.bench_function("locked_buffer_lifecycle_no_spares", |b| {
+        b.iter(|| drop(black_box(LockedBuffer::new(black_box(32)).expect("new"))))
+    });
+    memguard::set_spare_limit(spares);
 
     g.finish();
 }

@@ -1,8 +1,13 @@
 //! Cost of `LockedBuffer` next to the raw system calls that give the same
 //! protections, measured in the same run so that the ratios mean something.
 //!
-//! - `lifecycle/{memguard,raw_floor}/{32,4096,1048576}`: `LockedBuffer::new(n)`
-//!   plus drop, against mmap, two guard mprotects, mlock, two madvises, a
+//! - `lifecycle/memguard/{32,4096,1048576}`: `LockedBuffer::new(n)` plus
+//!   drop as it runs by default: buffers of up to a page reuse a spare
+//!   mapping (`memguard::set_spare_limit`), against `lifecycle/raw_spare`,
+//!   the same reuse with raw calls (mprotect read-write, wipe, mprotect
+//!   `PROT_NONE`).
+//! - `lifecycle/memguard_no_spares/*`: the same with spares off, a new
+//!   mapping every time, against `lifecycle/raw_floor`: mmap, two guard mprotects, mlock, two madvises, a
 //!   wipe of the `n` bytes, munlock and munmap written out with `rustix`.
 //! - `lifecycle/raw_min/*`: the fewest system calls that give the same
 //!   protections, which is what `LockedBuffer` makes: mmap `PROT_NONE`, one
@@ -16,7 +21,8 @@
 //!   buffer, against two mprotects of one guarded, locked page.
 //! - `access/*`: the guards of a 32-byte buffer, against reading a `Vec`.
 //!
-//! The goal: `lifecycle/memguard/32` within 1.05x of `lifecycle/raw_floor/32`.
+//! The goal: `lifecycle/memguard_no_spares/32` within 1.05x of
+//! `lifecycle/raw_floor/32` (the floor).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -31,7 +37,7 @@ const SIZES: [usize; 3] = [32, 4096, 1 << 20];
 #[allow(dead_code)]
 mod floors;
 
-use floors::RawGuarded;
+use floors::{RawGuarded, RawSpare};
 
 fn config() -> Criterion {
     Criterion::default()
@@ -49,6 +55,19 @@ fn lifecycle(c: &mut Criterion) {
         }
         group.bench_with_input(BenchmarkId::new("memguard", n), &n, |b, &n| {
             b.iter(|| drop(black_box(LockedBuffer::new(black_box(n)).expect("new"))));
+        });
+        if n <= page {
+            group.bench_with_input(BenchmarkId::new("raw_spare", n), &n, |b, &n| {
+                let mut spare = RawSpare::new(page).expect("raw spare");
+                b.iter(|| spare.cycle(black_box(n)).expect("raw spare cycle"));
+                spare.destroy();
+            });
+        }
+        group.bench_with_input(BenchmarkId::new("memguard_no_spares", n), &n, |b, &n| {
+            let spares = memguard::spare_limit();
+            memguard::set_spare_limit(0);
+            b.iter(|| drop(black_box(LockedBuffer::new(black_box(n)).expect("new"))));
+            memguard::set_spare_limit(spares);
         });
         group.bench_with_input(BenchmarkId::new("raw_floor", n), &n, |b, &n| {
             b.iter(|| {
