@@ -236,7 +236,7 @@ fn write_through_raw_pointer_to_frozen_buffer_faults() {
 }
 
 // ---------------------------------------------------------------------------
-// 4. Destruction unmaps: the old address faults
+// 4. Destruction unmaps (or parks as a PROT_NONE spare): the old address faults
 // ---------------------------------------------------------------------------
 
 #[test]

@@ -33,6 +33,9 @@ use crate::mem::{wipe_bytes, Ref, RefMut, Region};
 ///   `mprotect`: a write through any pointer faults.
 /// - Dropping or [`destroy`](LockedBuffer::destroy)ing the buffer wipes the
 ///   data, checks the canary and unmaps the memory; the old address faults.
+///   A one-page mapping may instead be kept, wiped whole and `PROT_NONE`
+///   (so the old address still faults), for the next one-page buffer; see
+///   [`set_spare_limit`](crate::set_spare_limit).
 ///
 /// The data is reached through guards: [`bytes`](LockedBuffer::bytes) gives a
 /// [`Ref`], [`bytes_mut`](LockedBuffer::bytes_mut) a [`RefMut`]. A
@@ -257,8 +260,10 @@ impl LockedBuffer {
         Ok(())
     }
 
-    /// Wipes the data, checks the canary and unmaps the memory. The same
-    /// happens on drop; this spells it out.
+    /// Wipes the data, checks the canary and unmaps the memory (or keeps a
+    /// one-page mapping, wiped and `PROT_NONE`, as a spare: see
+    /// [`set_spare_limit`](crate::set_spare_limit)). The same happens on
+    /// drop; this spells it out.
     pub fn destroy(self) {
         drop(self);
     }
