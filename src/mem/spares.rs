@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
 
 use super::backend::{Access, ForkPolicy, Pages};
+use super::layout::Layout;
 use super::Os;
 
 /// How many spares are kept unless [`set_limit`] says otherwise.
@@ -191,14 +192,21 @@ fn release(spare: Spare) {
         // that address now.
         return;
     }
-    let page = Os::page_size();
     // SAFETY: a whole mapping from Pages::allocate that only the list knew.
-    unsafe { Os::free(spare.base, 3 * page) };
+    unsafe { Os::free(spare.base, geometry(Os::page_size()).total()) };
+}
+
+/// The layout of every spare: one data page between the guards.
+fn geometry(page: usize) -> Layout {
+    Layout {
+        page,
+        data_pages: page,
+    }
 }
 
 fn data_page(base: NonNull<u8>, page: usize) -> NonNull<u8> {
-    // SAFETY: a spare's mapping is three pages; the data page is the second.
-    unsafe { base.add(page) }
+    // SAFETY: the data pages' offset lies inside the spare's mapping.
+    unsafe { base.add(geometry(page).data_pages_offset()) }
 }
 
 /// Installs the fork hook once; whether it is in place.
