@@ -16,6 +16,11 @@
 //!   - `locked_buffer_lifecycle`: `LockedBuffer::new(32)` + drop, the floor
 //!     under `enclave_open`. Both reuse a spare mapping, as they do by
 //!     default.
+//!   - `locked_buffer_lifecycle_frozen`: `new(32)`, `freeze`, drop: what
+//!     `open` does besides decrypting. Its distance from
+//!     `locked_buffer_lifecycle` is the cost of the two `mprotect` calls
+//!     (read-only for the caller, writable again for the wipe) that a frozen
+//!     buffer pays and a plain lifecycle does not.
 //!   - `enclave_open_no_spares`, `locked_buffer_lifecycle_no_spares`: the
 //!     same two with spares off (`set_spare_limit(0)`), a new mapping each
 //!     time.
@@ -116,6 +121,17 @@ fn seal_open_32(c: &mut Criterion) {
 
     g.bench_function("locked_buffer_lifecycle", |b| {
         b.iter(|| drop(black_box(LockedBuffer::new(black_box(32)).expect("new"))))
+    });
+
+    // The lifecycle `open` goes through minus the decryption: made, frozen,
+    // dropped (melted back to writable for the wipe). Its distance from
+    // `locked_buffer_lifecycle` is the freeze + melt pair alone.
+    g.bench_function("locked_buffer_lifecycle_frozen", |b| {
+        b.iter(|| {
+            let mut buf = LockedBuffer::new(black_box(32)).expect("new");
+            buf.freeze().expect("freeze");
+            drop(black_box(buf));
+        })
     });
 
     // The same two with spare mappings off: a new mapping every time.
