@@ -39,6 +39,12 @@
 //!
 //!   Target: at 1 MiB, `enclave` throughput >= 0.95x `raw`.
 //!
+//! - `poly1305/{rustcrypto,orion}/{32 B .. 64 KiB}`: the two Poly1305
+//!   implementations the crate chooses between by message length
+//!   (`src/crypto/mac.rs`), one tag each on the same key and bytes. The
+//!   switch (`orion` up to 3 KiB) sits below the sizes where `rustcrypto`
+//!   wins.
+//!
 //! The session key's background rekeying is left at its default (every
 //! 500 ms), as users get it: a rekey takes the coffer lock for a moment and
 //! can land inside a sample.
@@ -148,16 +154,23 @@ fn seal_open_32(c: &mut Criterion) {
     g.finish();
 }
 
+/// `n` bytes as a label: "32 B", "4 KiB", "1 MiB".
+fn size_label(n: usize) -> String {
+    if n >= MIB {
+        format!("{} MiB", n / MIB)
+    } else if n >= KIB {
+        format!("{} KiB", n / KIB)
+    } else {
+        format!("{n} B")
+    }
+}
+
 /// `raw`, `enclave` and `enclave_open` for one size, in group `g`.
 fn throughput_for(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     n: usize,
 ) {
-    let label = if n >= MIB {
-        format!("{} MiB", n / MIB)
-    } else {
-        format!("{} KiB", n / KIB)
-    };
+    let label = size_label(n);
     let tmpl = template(n);
     // The guarded destination first: if it cannot be locked (a small
     // RLIMIT_MEMLOCK without CAP_IPC_LOCK), skip the size.
@@ -214,6 +227,34 @@ fn seal_open_throughput(c: &mut Criterion) {
     g.finish();
 }
 
+/// The two Poly1305 implementations the crate picks between by length
+/// (`src/crypto/mac.rs`), on the same key and bytes: where they cross is
+/// where the switch belongs.
+fn poly1305(c: &mut Criterion) {
+    use poly1305::universal_hash::KeyInit as _;
+    let mut g = c.benchmark_group("poly1305");
+    let key = [0x5au8; 32];
+    for n in [32, KIB, 2 * KIB, 3 * KIB, 4 * KIB, 16 * KIB, 64 * KIB] {
+        let data = template(n);
+        let label = size_label(n);
+        g.throughput(Throughput::Bytes(n as u64));
+        g.bench_with_input(BenchmarkId::new("rustcrypto", &label), &n, |b, _| {
+            b.iter(|| {
+                let mac = poly1305::Poly1305::new(black_box(&key).into());
+                black_box(mac.compute_unpadded(black_box(&data)))
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("orion", &label), &n, |b, _| {
+            b.iter(|| {
+                use orion::hazardous::mac::poly1305 as op;
+                let one_time = op::OneTimeKey::from_slice(black_box(&key)).expect("32 bytes");
+                black_box(op::Poly1305::poly1305(&one_time, black_box(&data)).expect("tag"))
+            })
+        });
+    }
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(30)
@@ -224,6 +265,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = seal_open_32, seal_open_throughput
+    targets = seal_open_32, seal_open_throughput, poly1305
 }
 criterion_main!(benches);

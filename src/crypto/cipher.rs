@@ -1,7 +1,8 @@
 //! XSalsa20-Poly1305 (NaCl `crypto_secretbox`), built from RustCrypto's
-//! `salsa20` and `poly1305` so that encryption can read from one buffer and
-//! write to another: plaintext in guarded memory, ciphertext in ordinary
-//! memory, and no copy of the plaintext anywhere else.
+//! `salsa20` and the Poly1305 of [`mac`](super::mac) so that encryption can
+//! read from one buffer and write to another: plaintext in guarded memory,
+//! ciphertext in ordinary memory, and no copy of the plaintext anywhere
+//! else.
 //!
 //! The construction: the XSalsa20 keystream for (key, nonce); its first 32
 //! bytes are the one-time Poly1305 key; the rest is XORed with the message;
@@ -9,12 +10,12 @@
 //! libsodium's `crypto_secretbox_easy` produce (checked against the
 //! `crypto_secretbox` crate in the tests).
 
-use poly1305::universal_hash::KeyInit;
-use poly1305::Poly1305;
 use salsa20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
 use salsa20::XSalsa20;
 use subtle::ConstantTimeEq;
-use zeroize::Zeroize;
+use zeroize::Zeroizing;
+
+use super::mac::poly1305_tag;
 
 /// Bytes in a key.
 pub(crate) const KEY_LEN: usize = 32;
@@ -24,23 +25,21 @@ pub(crate) const NONCE_LEN: usize = 24;
 pub(crate) const TAG_LEN: usize = 16;
 
 /// A cipher keyed for one message: the keystream positioned after the
-/// Poly1305 key, and the MAC keyed. The keystream state is wiped on drop
-/// (`salsa20`'s zeroize feature); the one-time MAC key is useless for any
-/// other message.
+/// Poly1305 key, and that one-time key. Both are wiped on drop (`salsa20`'s
+/// zeroize feature, and [`Zeroizing`]); the one-time key is useless for any
+/// other message anyway.
 pub(crate) struct MessageCipher {
     stream: XSalsa20,
-    mac: Poly1305,
+    mac_key: Zeroizing<[u8; KEY_LEN]>,
 }
 
 impl MessageCipher {
     /// Keys the cipher for one message under `key` and `nonce`.
     pub(crate) fn new(key: &[u8; KEY_LEN], nonce: &[u8; NONCE_LEN]) -> MessageCipher {
         let mut stream = XSalsa20::new(key.into(), nonce.into());
-        let mut mac_key = [0u8; KEY_LEN];
-        stream.apply_keystream(&mut mac_key);
-        let mac = Poly1305::new((&mac_key).into());
-        mac_key.zeroize();
-        MessageCipher { stream, mac }
+        let mut mac_key = Zeroizing::new([0u8; KEY_LEN]);
+        stream.apply_keystream(&mut *mac_key);
+        MessageCipher { stream, mac_key }
     }
 
     /// Encrypts `plaintext` into `ciphertext` and returns the tag.
@@ -53,12 +52,12 @@ impl MessageCipher {
         self.stream
             .apply_keystream_b2b(plaintext, ciphertext)
             .expect("seal: plaintext and ciphertext lengths differ");
-        self.mac.compute_unpadded(ciphertext).into()
+        poly1305_tag(&self.mac_key, ciphertext)
     }
 
     /// The tag of `ciphertext`, without encrypting anything.
     pub(crate) fn tag(self, ciphertext: &[u8]) -> [u8; TAG_LEN] {
-        self.mac.compute_unpadded(ciphertext).into()
+        poly1305_tag(&self.mac_key, ciphertext)
     }
 
     /// Checks the tag over `ciphertext` in constant time, and only if it
@@ -93,7 +92,7 @@ impl MessageCipher {
             .checked_add(plaintext.len())
             .and_then(|end| ciphertext.get(offset..end))
             .ok_or(TagMismatch)?;
-        let expected: [u8; TAG_LEN] = self.mac.compute_unpadded(ciphertext).into();
+        let expected: [u8; TAG_LEN] = poly1305_tag(&self.mac_key, ciphertext);
         if !bool::from(expected.ct_eq(tag)) {
             return Err(TagMismatch);
         }
@@ -116,7 +115,7 @@ pub(crate) struct TagMismatch;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crypto_secretbox::aead::Aead;
+    use crypto_secretbox::aead::{Aead, KeyInit};
 
     fn reference_seal(key: &[u8; 32], nonce: &[u8; 24], msg: &[u8]) -> Vec<u8> {
         let cipher = crypto_secretbox::XSalsa20Poly1305::new(key.into());
@@ -127,7 +126,20 @@ mod tests {
     fn matches_the_reference_secretbox_byte_for_byte() {
         let key = [0x42u8; 32];
         let nonce = [0x24u8; 24];
-        for len in [0usize, 1, 31, 32, 33, 63, 64, 65, 1000, 4096 + 7] {
+        for len in [
+            0usize,
+            1,
+            31,
+            32,
+            33,
+            63,
+            64,
+            65,
+            1000,
+            3072,
+            3073,
+            4096 + 7,
+        ] {
             let msg: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
             let mut ct = vec![0u8; len];
             let tag = MessageCipher::new(&key, &nonce).seal(&msg, &mut ct);
