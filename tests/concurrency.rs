@@ -16,6 +16,9 @@ use std::thread;
 use std::time::Duration;
 
 use memguard::{Error, LockedBuffer, Ref};
+use support::procfs::{is_mapped, locked_bytes};
+
+mod support;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -70,28 +73,6 @@ fn random_secret(len: usize) -> Vec<u8> {
     memguard::scramble_bytes(&mut v).unwrap();
     assert!(v.iter().any(|&b| b != 0));
     v
-}
-
-/// Whether `addr` lies in any mapping of this process.
-fn is_mapped(addr: usize) -> bool {
-    let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
-    maps.lines().any(|line| {
-        let range = line.split_whitespace().next().unwrap_or("");
-        let (start, end) = range.split_once('-').expect("maps line");
-        let start = usize::from_str_radix(start, 16).unwrap();
-        let end = usize::from_str_radix(end, 16).unwrap();
-        (start..end).contains(&addr)
-    })
-}
-
-/// `VmLck` of this process in KiB.
-fn locked_kib() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmLck:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmLck in /proc/self/status")
 }
 
 /// Checks that a view is the whole of `expected` or empty, never partial,
@@ -656,12 +637,12 @@ fn ref_dropped_on_another_thread_destroys_the_buffer_then() {
         let buf = LockedBuffer::from_bytes(&mut secret.clone()).unwrap();
         let guard = buf.bytes();
         let addr = guard.as_ptr() as usize;
-        let locked_before = locked_kib();
+        let locked_before = locked_bytes();
         memguard::purge();
         assert!(!buf.is_alive());
         assert!(is_mapped(addr), "unmapped while a guard is alive");
         assert_eq!(
-            locked_kib(),
+            locked_bytes(),
             locked_before,
             "unlocked while a guard is alive"
         );
@@ -675,10 +656,10 @@ fn ref_dropped_on_another_thread_destroys_the_buffer_then() {
             .expect("guard thread");
         });
         assert!(!is_mapped(addr));
-        let locked_after = locked_kib();
+        let locked_after = locked_bytes();
         assert!(
-            locked_after + LEN / 1024 <= locked_before,
-            "VmLck {locked_before} kB -> {locked_after} kB"
+            locked_after + LEN <= locked_before,
+            "VmLck {locked_before} -> {locked_after} bytes"
         );
         assert!(buf.bytes().is_empty());
     });

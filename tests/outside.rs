@@ -29,6 +29,8 @@ mod support;
 #[path = "support/scan.rs"]
 mod scan;
 
+use support::procfs::{locked_bytes, status_field};
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
@@ -381,27 +383,6 @@ fn core_limit() -> (u64, u64) {
     let r = unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut lim) };
     assert_eq!(r, 0, "getrlimit(RLIMIT_CORE)");
     (lim.rlim_cur, lim.rlim_max)
-}
-
-/// A value of `/proc/self/status`, such as `VmLck`.
-fn status_field(key: &str) -> String {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')))
-        .unwrap_or_else(|| panic!("no {key} in /proc/self/status"))
-        .trim()
-        .to_owned()
-}
-
-/// Bytes this process has locked (`VmLck`).
-fn locked_bytes() -> usize {
-    let v = status_field("VmLck");
-    let kb: usize = v
-        .strip_suffix("kB")
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("VmLck is not `N kB`: {v:?}"));
-    kb * 1024
 }
 
 /// Whether the calling thread has `CAP_IPC_LOCK` in its effective set.

@@ -1,5 +1,6 @@
 mod support;
 
+use support::procfs::locked_bytes;
 use support::{assert_killed_by, mark, role, run, survived, Role, SURVIVED};
 
 // Security properties of `LockedBuffer`, each checked from outside the
@@ -711,21 +712,6 @@ fn smaps_shows_locked_undumped_fork_wiped_data_between_guard_pages() {
 fn enforce_memlock_limit(limit: u64) {
     support::set_memlock_limit(limit);
     support::drop_capabilities();
-}
-
-/// Bytes this process has locked already (`VmLck` in /proc/self/status).
-fn locked_bytes() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let line = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmLck:"))
-        .expect("VmLck line");
-    let kb: usize = line
-        .trim()
-        .strip_suffix("kB")
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("VmLck is not `N kB`: {line:?}"));
-    kb * 1024
 }
 
 #[test]

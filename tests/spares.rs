@@ -1,5 +1,6 @@
 mod support;
 
+use support::procfs::{locked_bytes, perms};
 use support::{assert_killed_by, mark, role, run, set_memlock_limit, survived, Role};
 
 // Spare mappings: the wiped, sealed-off mappings of destroyed one-page
@@ -30,32 +31,6 @@ fn expect_child_ok(test: &str, marker: &str) {
 /// The page that holds the start of `buf`'s data.
 fn data_page(buf: &LockedBuffer) -> usize {
     buf.bytes().as_ptr() as usize & !(page() - 1)
-}
-
-/// The permissions (`rw-p`, `---p`, ...) of the mapping holding `addr`, or
-/// `None` when nothing is mapped there.
-fn perms(addr: usize) -> Option<String> {
-    let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
-    maps.lines().find_map(|line| {
-        let mut fields = line.split_whitespace();
-        let (start, end) = fields.next()?.split_once('-')?;
-        let start = usize::from_str_radix(start, 16).ok()?;
-        let end = usize::from_str_radix(end, 16).ok()?;
-        (start..end)
-            .contains(&addr)
-            .then(|| fields.next().unwrap_or("").to_owned())
-    })
-}
-
-/// Bytes this process has locked (`VmLck`).
-fn locked_bytes() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let kib: usize = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmLck:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmLck in /proc/self/status");
-    kib * 1024
 }
 
 fn filled(len: usize, byte: u8) -> LockedBuffer {

@@ -3,6 +3,8 @@
 //! how the child ended.
 #![allow(dead_code)]
 
+pub mod procfs;
+
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Output};
 
