@@ -240,6 +240,26 @@ fn timed(iters: u64, mut f: impl FnMut() -> Result<(), String>) -> Result<Durati
     Ok(start.elapsed())
 }
 
+/// A floor that runs `step` on a raw mapping made once. When a step fails
+/// the mapping is released with `release` and every later call fails.
+fn raw_floor<R: 'static>(
+    raw: R,
+    mut step: impl FnMut(&mut R) -> std::io::Result<()> + 'static,
+    release: impl Fn(R) + 'static,
+) -> Timed {
+    let mut raw = Some(raw);
+    Box::new(move |iters| {
+        let r = raw.as_mut().ok_or("the raw mapping is gone")?;
+        let t = timed(iters, || step(r).map_err(|e| e.to_string()));
+        if t.is_err() {
+            if let Some(r) = raw.take() {
+                release(r);
+            }
+        }
+        t
+    })
+}
+
 /// Builds the two sides of `spec`.
 fn build(spec: &Spec) -> Result<Case, String> {
     let page = rustix::param::page_size();
@@ -271,7 +291,7 @@ fn build(spec: &Spec) -> Result<Case, String> {
             }),
         },
         SpecKind::LifecycleSpare => {
-            let mut raw = Some(RawSpare::new(page).map_err(|e| e.to_string())?);
+            let raw = RawSpare::new(page).map_err(|e| e.to_string())?;
             Case {
                 memguard: Box::new(move |iters| {
                     timed(iters, || {
@@ -281,21 +301,12 @@ fn build(spec: &Spec) -> Result<Case, String> {
                         Ok(())
                     })
                 }),
-                floor: Box::new(move |iters| {
-                    let r = raw.as_mut().ok_or("the raw mapping is gone")?;
-                    let t = timed(iters, || r.cycle(32).map_err(|e| e.to_string()));
-                    if t.is_err() {
-                        if let Some(r) = raw.take() {
-                            r.destroy();
-                        }
-                    }
-                    t
-                }),
+                floor: raw_floor(raw, |r| r.cycle(32), RawSpare::destroy),
             }
         }
         SpecKind::FreezeMelt => {
             let mut buf = LockedBuffer::new(32).map_err(mg("LockedBuffer::new"))?;
-            let mut raw = Some(RawGuarded::new(32, page).map_err(|e| e.to_string())?);
+            let raw = RawGuarded::new(32, page).map_err(|e| e.to_string())?;
             Case {
                 memguard: Box::new(move |iters| {
                     timed(iters, || {
@@ -303,16 +314,7 @@ fn build(spec: &Spec) -> Result<Case, String> {
                         buf.melt().map_err(mg("melt"))
                     })
                 }),
-                floor: Box::new(move |iters| {
-                    let r = raw.as_mut().ok_or("the raw mapping is gone")?;
-                    let t = timed(iters, || r.freeze_melt().map_err(|e| e.to_string()));
-                    if t.is_err() {
-                        if let Some(r) = raw.take() {
-                            r.destroy(32);
-                        }
-                    }
-                    t
-                }),
+                floor: raw_floor(raw, RawGuarded::freeze_melt, |r| r.destroy(32)),
             }
         }
         SpecKind::EnclaveNew(n) => {
@@ -355,14 +357,12 @@ fn build(spec: &Spec) -> Result<Case, String> {
                         })
                     }),
                     floor: if n <= page {
-                        let mut spare = RawSpare::new(page).map_err(|e| e.to_string())?;
-                        Box::new(move |iters| {
-                            timed(iters, || {
-                                spare
-                                    .open(&cipher, black_box(&ct), &tag)
-                                    .map_err(|e| e.to_string())
-                            })
-                        })
+                        let spare = RawSpare::new(page).map_err(|e| e.to_string())?;
+                        raw_floor(
+                            spare,
+                            move |r| r.open(&cipher, black_box(&ct), &tag),
+                            RawSpare::destroy,
+                        )
                     } else {
                         Box::new(move |iters| {
                             timed(iters, || {
@@ -376,12 +376,9 @@ fn build(spec: &Spec) -> Result<Case, String> {
             let mut buf = vec![0u8; n];
             let floor: Timed = Box::new(move |iters| {
                 timed(iters, || {
-                    buf.copy_from_slice(&ct);
-                    if cipher.open(black_box(&mut buf), &tag) {
-                        Ok(())
-                    } else {
-                        Err("the raw cipher refused its own ciphertext".into())
-                    }
+                    cipher
+                        .open_copy(black_box(&mut buf), &ct, &tag)
+                        .map_err(|e| e.to_string())
                 })
             });
             let memguard: Timed = {

@@ -239,21 +239,13 @@ impl RawSpare {
         // SAFETY: writable now; the slice is not used after the read-only
         // protect below until the page is writable again.
         let data = unsafe { self.tail(n) };
-        data.copy_from_slice(ciphertext);
-        let opened = cipher.open(data, tag);
-        black_box(&data);
+        let opened = cipher.open_copy(data, ciphertext, tag);
         self.protect(MprotectFlags::READ)?;
         self.protect(MprotectFlags::READ | MprotectFlags::WRITE)?;
         data.fill(0);
         black_box(&data);
         self.protect(MprotectFlags::empty())?;
-        if opened {
-            Ok(())
-        } else {
-            Err(io::Error::other(
-                "the raw cipher refused its own ciphertext",
-            ))
-        }
+        opened
     }
 
     /// Unmaps it.
@@ -292,6 +284,21 @@ impl RawCipher {
             .expect("encrypting in place cannot fail below 256 GiB")
     }
 
+    /// Copies `ciphertext` into `dst` (the same length) and authenticates
+    /// and decrypts it there; an error if the tag does not match.
+    pub fn open_copy(&self, dst: &mut [u8], ciphertext: &[u8], tag: &Tag) -> io::Result<()> {
+        dst.copy_from_slice(ciphertext);
+        let opened = self.open(dst, tag);
+        black_box(&dst);
+        if opened {
+            Ok(())
+        } else {
+            Err(io::Error::other(
+                "the raw cipher refused its own ciphertext",
+            ))
+        }
+    }
+
     /// Authenticates and decrypts `buf` in place; false if the tag does not
     /// match.
     #[inline(always)]
@@ -319,19 +326,11 @@ pub fn guarded_open(
     // mapped read-write; this slice is the only reference to them and it
     // ends before the pages are made read-only.
     let data = unsafe { std::slice::from_raw_parts_mut(g.data.add(g.data_len - n), n) };
-    data.copy_from_slice(ciphertext);
-    let opened = cipher.open(data, tag);
-    black_box(&data);
+    let opened = cipher.open_copy(data, ciphertext, tag);
     let protected = g.freeze_melt();
     g.destroy(n);
     protected?;
-    if opened {
-        Ok(())
-    } else {
-        Err(io::Error::other(
-            "the raw cipher refused its own ciphertext",
-        ))
-    }
+    opened
 }
 
 /// One chunk sealed by [`seal_detached_chunks`]: nonce, tag, ciphertext.
