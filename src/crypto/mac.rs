@@ -35,7 +35,8 @@ pub(crate) fn poly1305_tag(key: &[u8; KEY_LEN], data: &[u8]) -> [u8; TAG_LEN] {
     }
 }
 
-/// `orion`'s Poly1305. Its key type wipes itself on drop.
+/// `orion`'s Poly1305. Its key type and its state wipe themselves on drop
+/// (`orion`'s `zeroize` feature).
 fn short_tag(key: &[u8; KEY_LEN], data: &[u8]) -> [u8; TAG_LEN] {
     // Neither call can fail: the key is exactly 32 bytes, and a one-shot
     // MAC is finalized once. Should `orion` ever report an error anyway,
@@ -51,7 +52,8 @@ fn short_tag(key: &[u8; KEY_LEN], data: &[u8]) -> [u8; TAG_LEN] {
     out
 }
 
-/// RustCrypto's Poly1305 (AVX2 when the CPU has it).
+/// RustCrypto's Poly1305 (AVX2 when the CPU has it). Its state is wiped on
+/// drop (the crate's `zeroize` feature).
 fn long_tag(key: &[u8; KEY_LEN], data: &[u8]) -> [u8; TAG_LEN] {
     Poly1305::new(key.into()).compute_unpadded(data).into()
 }
