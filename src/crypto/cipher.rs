@@ -100,7 +100,11 @@ impl MessageCipher {
         let position = (KEY_LEN as u64)
             .checked_add(offset as u64)
             .ok_or(TagMismatch)?;
-        self.stream.try_seek(position).map_err(|_| TagMismatch)?;
+        // `new` left the stream right there when `offset` is 0; seeking
+        // anyway would compute the first block a second time.
+        if self.stream.current_pos::<u64>() != position {
+            self.stream.try_seek(position).map_err(|_| TagMismatch)?;
+        }
         self.stream
             .apply_keystream_b2b(part, plaintext)
             .map_err(|_| TagMismatch)
