@@ -27,7 +27,6 @@ use support::{assert_killed_by, mark, role, run, survived, Role, CHILD_TIMEOUT, 
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -197,18 +196,6 @@ struct Traced {
     log: Vec<String>,
 }
 
-fn drain(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut chunk = [0u8; 4096];
-        loop {
-            match pipe.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => into.lock().unwrap().extend_from_slice(&chunk[..n]),
-            }
-        }
-    })
-}
-
 impl Traced {
     /// Spawns `scenario` of `test` as a tracee (stopped after exec).
     fn spawn(test: &str, scenario: &str, seed: u64) -> Traced {
@@ -241,8 +228,8 @@ impl Traced {
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let readers = vec![
-            drain(child.stdout.take().expect("piped"), Arc::clone(&stdout)),
-            drain(child.stderr.take().expect("piped"), Arc::clone(&stderr)),
+            support::copy_on_thread(child.stdout.take().expect("piped"), Arc::clone(&stdout)),
+            support::copy_on_thread(child.stderr.take().expect("piped"), Arc::clone(&stderr)),
         ];
         // `child` is reaped by waitpid below, never by Child::wait.
         drop(child);

@@ -165,18 +165,6 @@ struct Spawned {
     reaped: bool,
 }
 
-fn drain(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut chunk = [0u8; 4096];
-        loop {
-            match pipe.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => into.lock().unwrap().extend_from_slice(&chunk[..n]),
-            }
-        }
-    })
-}
-
 impl Spawned {
     /// The command that re-runs this binary for `scenario` of `test`.
     fn command(test: &str, scenario: &str, env: &[(&str, String)]) -> Command {
@@ -214,8 +202,8 @@ impl Spawned {
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let readers = vec![
-            drain(child.stdout.take().expect("piped"), Arc::clone(&stdout)),
-            drain(child.stderr.take().expect("piped"), Arc::clone(&stderr)),
+            support::copy_on_thread(child.stdout.take().expect("piped"), Arc::clone(&stdout)),
+            support::copy_on_thread(child.stderr.take().expect("piped"), Arc::clone(&stderr)),
         ];
         Spawned {
             what,

@@ -5,8 +5,12 @@
 
 pub mod procfs;
 
+use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// The environment variable that tells a re-run test binary which child
 /// scenario to play.
@@ -94,13 +98,9 @@ pub fn set_memlock_limit(bytes: u64) {
 /// As [`run_child`], but the child must end within `timeout`: if it is still
 /// running then, it is killed and the calling test panics (with what the
 /// child printed so far), so that a hanging child cannot hang the suite.
-pub fn run_child_timeout(test_name: &str, scenario: &str, timeout: std::time::Duration) -> Output {
-    use std::io::Read;
-    use std::process::Stdio;
-    use std::time::Instant;
-
+pub fn run_child_timeout(test_name: &str, scenario: &str, timeout: Duration) -> Output {
     let exe = std::env::current_exe().expect("current test binary");
-    let mut child = Command::new(exe)
+    let child = Command::new(exe)
         .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, scenario)
         .env("RUST_BACKTRACE", "0")
@@ -109,32 +109,51 @@ pub fn run_child_timeout(test_name: &str, scenario: &str, timeout: std::time::Du
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn child test process");
-    // Drain both pipes on threads so that a chatty child cannot block on a
-    // full pipe while we wait for it.
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut bytes);
+    wait_with_timeout(child, timeout, &format!("child {test_name} [{scenario}]"))
+}
+
+/// Reads `pipe` (when there is one) to its end on a thread, so that the
+/// child writing to it never blocks on a full pipe; the thread returns the
+/// bytes.
+pub fn read_on_thread(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        bytes
+    })
+}
+
+/// Appends what `pipe` gives to `into` as it arrives, on a thread, so that
+/// the bytes can be looked at while the child still runs.
+pub fn copy_on_thread(
+    mut pipe: impl Read + Send + 'static,
+    into: Arc<Mutex<Vec<u8>>>,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match pipe.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => into
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&chunk[..n]),
             }
-            bytes
-        })
-    };
-    let out_reader = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err_reader = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
+        }
+    })
+}
+
+/// Waits for `child` (stdout and stderr piped), reading both pipes
+/// meanwhile. A child still running after `timeout` is killed and the
+/// calling test panics, naming it `what` and showing what it printed.
+pub fn wait_with_timeout(mut child: Child, timeout: Duration, what: &str) -> Output {
+    let out_reader = read_on_thread(child.stdout.take());
+    let err_reader = read_on_thread(child.stderr.take());
     let deadline = Instant::now() + timeout;
     let status = loop {
-        match child.try_wait().expect("wait for child test process") {
+        match child.try_wait().expect("wait for the child") {
             Some(status) => break status,
             None if Instant::now() >= deadline => {
                 let _ = child.kill();
@@ -145,11 +164,11 @@ pub fn run_child_timeout(test_name: &str, scenario: &str, timeout: std::time::Du
                     stderr: err_reader.join().unwrap_or_default(),
                 };
                 panic!(
-                    "child {test_name} [{scenario}] still running after {timeout:?}; killed it\n{}",
+                    "{what} still running after {timeout:?}; killed it\n{}",
                     describe(&out)
                 );
             }
-            None => std::thread::sleep(std::time::Duration::from_millis(5)),
+            None => std::thread::sleep(Duration::from_millis(5)),
         }
     };
     Output {
@@ -160,7 +179,7 @@ pub fn run_child_timeout(test_name: &str, scenario: &str, timeout: std::time::Du
 }
 
 /// How long a child may run before it is killed and its test fails.
-pub const CHILD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+pub const CHILD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What this process does for the test function `test`.
 pub enum Role {
