@@ -652,17 +652,26 @@ fn plaintext_parent(test: &str, source: Source, len: usize) {
     eprintln!("{test} [{scenario}] passed:\n  {}", report.join("\n  "));
 }
 
+/// The body of every test below: as the parent, runs the stages in
+/// children and scans them; as one of those children, plays a stage.
+fn no_plaintext_left_behind(test: &str, source: Source, len: usize) {
+    match role(test) {
+        Role::Parent => plaintext_parent(test, source, len),
+        Role::Child(scenario) => plaintext_child(&scenario),
+        Role::Bystander => {}
+    }
+}
+
 /// The test: a 64-byte secret. It fits in the part of the first
 /// XSalsa20 block that is left after the Poly1305 key, and the block after
 /// it, so the cipher handles it byte by byte.
 #[test]
 fn no_plaintext_left_behind_at_any_stage() {
-    const TEST: &str = "no_plaintext_left_behind_at_any_stage";
-    match role(TEST) {
-        Role::Parent => plaintext_parent(TEST, Source::Unbuffered, 64),
-        Role::Child(scenario) => plaintext_child(&scenario),
-        Role::Bystander => {}
-    }
+    no_plaintext_left_behind(
+        "no_plaintext_left_behind_at_any_stage",
+        Source::Unbuffered,
+        64,
+    );
 }
 
 /// The same with a secret long enough for whole 64-byte XSalsa20 blocks
@@ -670,12 +679,11 @@ fn no_plaintext_left_behind_at_any_stage() {
 /// that the last block is partial.
 #[test]
 fn no_plaintext_left_behind_for_a_multi_block_secret() {
-    const TEST: &str = "no_plaintext_left_behind_for_a_multi_block_secret";
-    match role(TEST) {
-        Role::Parent => plaintext_parent(TEST, Source::Unbuffered, 1000),
-        Role::Child(scenario) => plaintext_child(&scenario),
-        Role::Bystander => {}
-    }
+    no_plaintext_left_behind(
+        "no_plaintext_left_behind_for_a_multi_block_secret",
+        Source::Unbuffered,
+        1000,
+    );
 }
 
 /// The README's quick start reads a password line with
@@ -685,12 +693,11 @@ fn no_plaintext_left_behind_for_a_multi_block_secret() {
 /// this test found that in an earlier README.)
 #[test]
 fn readme_quick_start_leaves_no_plaintext_behind() {
-    const TEST: &str = "readme_quick_start_leaves_no_plaintext_behind";
-    match role(TEST) {
-        Role::Parent => plaintext_parent(TEST, Source::Line, 64),
-        Role::Child(scenario) => plaintext_child(&scenario),
-        Role::Bystander => {}
-    }
+    no_plaintext_left_behind(
+        "readme_quick_start_leaves_no_plaintext_behind",
+        Source::Line,
+        64,
+    );
 }
 
 // ---------------------------------------------------------------------------
