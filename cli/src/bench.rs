@@ -24,7 +24,7 @@ use memguard::{Enclave, LockedBuffer, Stream, DEFAULT_CHUNK_SIZE};
 use serde::Serialize;
 
 use crate::floors::{self, RawCipher, RawGuarded, RawSpare};
-use crate::ui::{pad, pad_left, Paint, Progress, Style};
+use crate::ui::{pad, pad_left, print_report, Paint, Progress, Style};
 
 /// Options of `memguard bench`.
 #[derive(Clone, Debug)]
@@ -706,16 +706,7 @@ pub fn run(opts: &Options) -> ExitCode {
         elapsed_seconds: started.elapsed().as_secs_f64(),
         operations: rows,
     };
-    let text = if opts.json {
-        let mut s = serde_json::to_string_pretty(&report).expect("the report serialises");
-        s.push('\n');
-        s
-    } else {
-        render(&report, Style::for_stdout())
-    };
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
+    print_report(&report, opts.json, render);
     if errors > 0 {
         ExitCode::from(1)
     } else {

@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::scan;
 use crate::selftest::{self, ARMED, CONTROL_OK, CONTROL_XOR, READY, SCAN_SECRET_LEN, SURVIVED};
-use crate::ui::{pad, wrap, Paint, Progress, Style};
+use crate::ui::{pad, print_report, wrap, Paint, Progress, Style};
 
 /// The longest any self-test child may run before it is killed.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(15);
@@ -285,16 +285,7 @@ pub fn run(json_output: bool) -> ExitCode {
         checks,
         summary,
     };
-    let text = if json_output {
-        let mut s = serde_json::to_string_pretty(&report).expect("the report serialises");
-        s.push('\n');
-        s
-    } else {
-        render(&report, Style::for_stdout())
-    };
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
+    print_report(&report, json_output, render);
     if passed {
         ExitCode::SUCCESS
     } else {

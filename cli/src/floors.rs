@@ -76,11 +76,7 @@ impl RawGuarded {
                 .and_then(|()| {
                     mm::mprotect(trailing.cast::<c_void>(), page, MprotectFlags::empty())
                 })
-                .and_then(|()| mm::mlock(data.cast::<c_void>(), data_len))
-                .and_then(|()| mm::madvise(data.cast::<c_void>(), data_len, Advice::LinuxDontDump))
-                .and_then(|()| {
-                    mm::madvise(data.cast::<c_void>(), data_len, Advice::LinuxWipeOnFork)
-                })
+                .and_then(|()| lock_and_advise(data, data_len))
         };
         RawGuarded::finish(base, total, data, data_len, set_up)
     }
@@ -149,9 +145,7 @@ impl RawGuarded {
                 data_len,
                 MprotectFlags::READ | MprotectFlags::WRITE,
             )
-            .and_then(|()| mm::mlock(data.cast::<c_void>(), data_len))
-            .and_then(|()| mm::madvise(data.cast::<c_void>(), data_len, Advice::LinuxDontDump))
-            .and_then(|()| mm::madvise(data.cast::<c_void>(), data_len, Advice::LinuxWipeOnFork))
+            .and_then(|()| lock_and_advise(data, data_len))
         };
         RawGuarded::finish(base, total, data, data_len, set_up)
     }
@@ -185,6 +179,22 @@ impl RawGuarded {
             )?;
         }
         Ok(())
+    }
+}
+
+/// Locks `len` bytes at `data` and keeps them out of core dumps and forked
+/// children (mlock, `MADV_DONTDUMP`, `MADV_WIPEONFORK`), as memguard does.
+///
+/// # Safety
+/// The range must be the data pages of a mapping the caller just made and
+/// nothing else references.
+unsafe fn lock_and_advise(data: *mut u8, len: usize) -> rustix::io::Result<()> {
+    let data = data.cast::<c_void>();
+    // SAFETY: the caller's mapping; locking and advising change no contents.
+    unsafe {
+        mm::mlock(data, len)?;
+        mm::madvise(data, len, Advice::LinuxDontDump)?;
+        mm::madvise(data, len, Advice::LinuxWipeOnFork)
     }
 }
 

@@ -84,6 +84,26 @@ fn terminal_width(fd: impl std::os::fd::AsFd) -> Option<usize> {
     }
 }
 
+/// Prints `report` on stdout: pretty JSON when `json`, otherwise as
+/// `render` lays it out for stdout (colours only on a terminal). Write
+/// errors, such as a reader that closed the pipe, are ignored.
+pub fn print_report<R: serde::Serialize>(
+    report: &R,
+    json: bool,
+    render: impl FnOnce(&R, Style) -> String,
+) {
+    let text = if json {
+        let mut s = serde_json::to_string_pretty(report).expect("the report serialises");
+        s.push('\n');
+        s
+    } else {
+        render(report, Style::for_stdout())
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
 /// Splits `text` into lines of at most `width` characters, at spaces where
 /// possible (a word longer than the line is cut).
 pub fn wrap(text: &str, width: Option<usize>) -> Vec<String> {
