@@ -202,12 +202,6 @@ fn effective_caps() -> Caps {
 pub fn run(json_output: bool) -> ExitCode {
     let started = Instant::now();
     let mut progress = Progress::new(json_output);
-    let total = CHECK_NAMES.len();
-    let mut n = 0;
-    let mut step = |progress: &mut Progress, label: &str| {
-        n += 1;
-        progress.step(n.min(total), total, label);
-    };
 
     let caps = effective_caps();
     let page = rustix::param::page_size();
@@ -223,47 +217,43 @@ pub fn run(json_output: bool) -> ExitCode {
     // allocates a guarded buffer, so it is never hardened).
     let core_here = rustix::process::getrlimit(rustix::process::Resource::Core);
 
-    let mut checks = Vec::new();
-    step(&mut progress, "page size");
-    checks.push(page_size_check(page));
-    step(&mut progress, "memlock limit");
-    checks.push(memlock_check(page, caps));
-    step(&mut progress, "process hardening (child)");
-    let hardening = run_child("hardening", &[]).and_then(|c| c.result());
-    checks.push(core_limit_check(core_here, &hardening));
+    // Shared by several checks; the hardening child runs in its own step.
     let pattern = read_trimmed("/proc/sys/kernel/core_pattern");
+    let mut hardening: Result<Value, String> = Err("not run".into());
+
+    let total = CHECK_NAMES.len();
+    let mut checks = Vec::with_capacity(total);
+    // Shows `label` as the current step, then runs the check.
+    let mut run = |label: &str, check: &mut dyn FnMut() -> Check| {
+        progress.step(checks.len() + 1, total, label);
+        checks.push(check());
+    };
+    run("page size", &mut || page_size_check(page));
+    run("memlock limit", &mut || memlock_check(page, caps));
+    run("process hardening (child)", &mut || {
+        hardening = run_child("hardening", &[]).and_then(|c| c.result());
+        core_limit_check(core_here, &hardening)
+    });
     let dumpable_after = hardening
         .as_ref()
         .ok()
         .and_then(|h| h["after"]["dumpable"].as_i64());
-    step(&mut progress, "core_pattern");
-    checks.push(core_pattern_check(&pattern, dumpable_after));
-    step(&mut progress, "suid_dumpable");
-    checks.push(suid_dumpable_check(&pattern));
-    step(&mut progress, "dumpable flag");
-    checks.push(dumpable_check(&hardening));
-    step(&mut progress, "ptrace scope");
-    checks.push(ptrace_check());
-    step(&mut progress, "swap");
-    checks.push(swap_check());
-    step(&mut progress, "memfd_secret");
-    checks.push(memfd_secret_check());
-    step(&mut progress, "transparent huge pages");
-    checks.push(thp_check());
-    step(&mut progress, "crash handler");
-    checks.push(crash_handler_check(&hardening));
-    step(&mut progress, "guard pages (children)");
-    checks.push(guard_pages_check());
-    step(&mut progress, "frozen write (child)");
-    checks.push(frozen_write_check());
-    step(&mut progress, "smaps flags (child)");
-    checks.push(smaps_check());
-    step(&mut progress, "wipe on fork (child)");
-    checks.push(wipe_on_fork_check());
-    step(&mut progress, "seal/open (child)");
-    checks.push(seal_open_check());
-    step(&mut progress, "memory scan (child)");
-    checks.push(memory_scan_check(caps));
+    run("core_pattern", &mut || {
+        core_pattern_check(&pattern, dumpable_after)
+    });
+    run("suid_dumpable", &mut || suid_dumpable_check(&pattern));
+    run("dumpable flag", &mut || dumpable_check(&hardening));
+    run("ptrace scope", &mut ptrace_check);
+    run("swap", &mut swap_check);
+    run("memfd_secret", &mut memfd_secret_check);
+    run("transparent huge pages", &mut thp_check);
+    run("crash handler", &mut || crash_handler_check(&hardening));
+    run("guard pages (children)", &mut guard_pages_check);
+    run("frozen write (child)", &mut frozen_write_check);
+    run("smaps flags (child)", &mut smaps_check);
+    run("wipe on fork (child)", &mut wipe_on_fork_check);
+    run("seal/open (child)", &mut seal_open_check);
+    run("memory scan (child)", &mut || memory_scan_check(caps));
     progress.finish();
     debug_assert_eq!(
         checks.iter().map(|c| c.name).collect::<Vec<_>>(),
