@@ -488,15 +488,7 @@ fn core_limit_check(here: rustix::process::Rlimit, hardening: &Result<Value, Str
     );
     let h = match hardening {
         Ok(h) => h,
-        Err(e) => {
-            return Check::new(
-                name,
-                Kind::System,
-                Outcome::Failed,
-                format!("{here_text}; the hardening child failed: {e}"),
-            )
-            .fix_failure()
-        }
+        Err(e) => return hardening_failed(name, Kind::System, &format!("{here_text}; "), e),
     };
     let after = json_limits(&h["after"]["core"]);
     let evidence = format!(
@@ -628,20 +620,24 @@ fn suid_dumpable_check(pattern: &Result<String, String>) -> Check {
     }
 }
 
+/// The failed `name` check when the hardening child gave no report:
+/// `prefix`, then why.
+fn hardening_failed(name: &'static str, kind: Kind, prefix: &str, why: &str) -> Check {
+    Check::new(
+        name,
+        kind,
+        Outcome::Failed,
+        format!("{prefix}the hardening child failed: {why}"),
+    )
+    .fix_failure()
+}
+
 /// The `dumpable flag` check: `PR_GET_DUMPABLE` in a child after its first allocation.
 fn dumpable_check(hardening: &Result<Value, String>) -> Check {
     let name = "dumpable flag";
     let h = match hardening {
         Ok(h) => h,
-        Err(e) => {
-            return Check::new(
-                name,
-                Kind::System,
-                Outcome::Failed,
-                format!("the hardening child failed: {e}"),
-            )
-            .fix_failure()
-        }
+        Err(e) => return hardening_failed(name, Kind::System, "", e),
     };
     let before = &h["before"]["dumpable"];
     let after = &h["after"]["dumpable"];
@@ -932,13 +928,7 @@ fn crash_handler_check(hardening: &Result<Value, String>) -> Check {
             ),
         )
         .fix_failure(),
-        Err(e) => Check::new(
-            name,
-            Kind::SelfTest,
-            Outcome::Failed,
-            format!("the hardening child failed: {e}"),
-        )
-        .fix_failure(),
+        Err(e) => hardening_failed(name, Kind::SelfTest, "", e),
     }
 }
 
