@@ -1326,9 +1326,10 @@ fn attacker_child() {
     mark("ATTACK-DONE");
 }
 
-/// Runs a victim (`hardened` or `control`) and an attacker against it;
-/// returns both.
-fn attack(test: &str, victim_kind: &str) -> (Finished, Finished) {
+/// Runs a victim (`hardened` or `control`) and an attacker against it,
+/// checks that both finished their script, and returns both with a
+/// description of the run (`setting` first) for assertion messages.
+fn attack(test: &str, victim_kind: &str, setting: &str) -> (Finished, Finished, String) {
     let mut victim = Spawned::spawn(test, victim_kind, &[]);
     let line = victim.wait_line("VICTIM ");
     let mut fields = line.split_whitespace().skip(1);
@@ -1336,7 +1337,10 @@ fn attack(test: &str, victim_kind: &str) -> (Finished, Finished) {
     let attacker = run(test, "attacker", &[(VICTIM_ENV, format!("{pid} {addr}"))]);
     victim.send(b"x");
     let victim = victim.finish();
-    (victim, attacker)
+    let context = format!("{setting}\n{}\n{}", victim.describe(), attacker.describe());
+    victim.assert_passed("VICTIM-DONE");
+    attacker.assert_passed("ATTACK-DONE");
+    (victim, attacker, context)
 }
 
 #[test]
@@ -1365,14 +1369,7 @@ fn a_same_user_process_cannot_read_a_hardened_one() {
             };
             eprintln!("{TEST}: {who}; {yama}");
 
-            let (victim, attacker) = attack(TEST, "hardened");
-            let context = format!(
-                "{who}; {yama}\n{}\n{}",
-                victim.describe(),
-                attacker.describe()
-            );
-            victim.assert_passed("VICTIM-DONE");
-            attacker.assert_passed("ATTACK-DONE");
+            let (victim, attacker, context) = attack(TEST, "hardened", &format!("{who}; {yama}"));
             assert_eq!(victim.field("DUMPABLE-BEFORE"), "1", "{context}");
             assert_eq!(
                 victim.field("DUMPABLE-AFTER"),
@@ -1415,14 +1412,7 @@ fn a_same_user_process_cannot_read_a_hardened_one() {
                 );
                 return;
             }
-            let (victim, attacker) = attack(TEST, "control");
-            let context = format!(
-                "{who}; {yama}\n{}\n{}",
-                victim.describe(),
-                attacker.describe()
-            );
-            victim.assert_passed("VICTIM-DONE");
-            attacker.assert_passed("ATTACK-DONE");
+            let (victim, attacker, context) = attack(TEST, "control", &format!("{who}; {yama}"));
             assert_eq!(victim.field("DUMPABLE-AFTER"), "1", "{context}");
             assert_eq!(attacker.field("ATTACH"), "ok", "control attach\n{context}");
             assert_eq!(
