@@ -143,7 +143,7 @@ pub(crate) unsafe fn park(base: NonNull<u8>, page: usize, fork: ForkPolicy, epoc
     if max == 0 || epoch != PURGES.load(Ordering::Acquire) || !fork_hook() {
         return false;
     }
-    let Some(list) = try_all() else {
+    let Some(mut list) = try_all() else {
         return false;
     };
     if list.len() >= max {
@@ -153,7 +153,6 @@ pub(crate) unsafe fn park(base: NonNull<u8>, page: usize, fork: ForkPolicy, epoc
     if unsafe { Os::protect(data_page(base, page), page, Access::None) }.is_err() {
         return false;
     }
-    let mut list = list;
     list.push(Spare {
         base,
         fork,
