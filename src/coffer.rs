@@ -15,9 +15,16 @@
 //! ([`set_rekey_interval`]). The key is made on first use and made anew
 //! after a purge; every key has a generation number, so an enclave sealed
 //! under a purged key is refused without any work.
+//!
+//! In a forked child the key's buffer is inherited, hence dead (its halves
+//! are zeros there, or absent): the child treats the key as purged. Its
+//! first seal makes a fresh key, with a new generation and a rekeying thread
+//! of its own, and the parent's enclaves fail to open in it. The coffer's
+//! locks are held across `fork`, so the child never finds them taken.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, Once};
 use std::thread::Thread;
 use std::time::Duration;
 
@@ -26,7 +33,7 @@ use crate::crypto::cipher::KEY_LEN;
 use crate::crypto::hash::blake2b256_into;
 use crate::crypto::scramble_bytes;
 use crate::error::{Error, Result};
-use crate::mem::wipe_bytes;
+use crate::mem::{self, wipe_bytes, ForkLock, Held};
 
 /// Bytes in the coffer's buffer: four slots of [`KEY_LEN`].
 const SIZE: usize = 4 * KEY_LEN;
@@ -48,7 +55,27 @@ static REKEY_MILLIS: AtomicU64 = AtomicU64::new(500);
 /// interval changes.
 static REKEYER: Mutex<Option<Thread>> = Mutex::new(None);
 
+thread_local! {
+    static COFFER_HELD: Held<Option<Coffer>> = const { Cell::new(None) };
+    static REKEYER_HELD: Held<Option<Thread>> = const { Cell::new(None) };
+}
+
 fn lock<T>(m: &'static Mutex<T>) -> MutexGuard<'static, T> {
+    // Held across fork, so that a child never finds them locked by a thread
+    // it does not have (the rekeying thread, say).
+    static FORK_SAFE: Once = Once::new();
+    FORK_SAFE.call_once(|| {
+        mem::hold_across_fork(
+            ForkLock::Coffer,
+            || mem::take_into(&COFFER_HELD, &COFFER),
+            || mem::give_back_from(&COFFER_HELD),
+        );
+        mem::hold_across_fork(
+            ForkLock::Rekeyer,
+            || mem::take_into(&REKEYER_HELD, &REKEYER),
+            || mem::give_back_from(&REKEYER_HELD),
+        );
+    });
     // Nothing panics while these locks are held; never let poison stop a purge.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -86,7 +86,7 @@ pub use enclave::Enclave;
 pub use error::{Error, Result};
 pub use mem::{
     crash_handler_installed, disable_process_hardening, is_process_hardened, set_spare_limit,
-    spare_limit, spare_mappings, wipe_bytes, Ref, RefMut,
+    simulate_kernel_without_wipe_on_fork, spare_limit, spare_mappings, wipe_bytes, Ref, RefMut,
 };
 pub use session::{live_buffers, purge, safe_exit, safe_panic};
 pub use signals::{catch_interrupt, catch_signal, TERMINATING_SIGNALS};

@@ -6,12 +6,13 @@
 //! any published segment at any time. A slot holds the address and length
 //! of one region's data pages, or zero when free.
 
+use std::cell::Cell;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, Once, PoisonError};
 
 use super::backend::{Access, Pages};
-use super::Os;
+use super::{fork, Os};
 
 const SEGMENT: usize = 1024;
 const MAX_SEGMENTS: usize = 4096;
@@ -27,6 +28,14 @@ static SEGMENTS: [AtomicPtr<Segment>; MAX_SEGMENTS] =
     [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_SEGMENTS];
 /// Free slot numbers, and the next never-used one.
 static FREE: Mutex<(Vec<usize>, usize)> = Mutex::new((Vec::new(), 0));
+
+thread_local! {
+    static FREE_HELD: fork::Held<(Vec<usize>, usize)> = const { Cell::new(None) };
+}
+
+fn free_list() -> MutexGuard<'static, (Vec<usize>, usize)> {
+    FREE.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 fn segment(index: usize) -> &'static Segment {
     let cell = &SEGMENTS[index / SEGMENT];
@@ -65,8 +74,16 @@ fn segment(index: usize) -> &'static Segment {
 /// or `None` when the table is full (the region then is not wiped on a
 /// crash, but works otherwise).
 pub(crate) fn add(addr: NonNull<u8>, len: usize) -> Option<usize> {
+    static FORK_SAFE: Once = Once::new();
+    FORK_SAFE.call_once(|| {
+        fork::hold_across_fork(
+            fork::ForkLock::CrashTable,
+            || fork::take_into(&FREE_HELD, &FREE),
+            || fork::give_back_from(&FREE_HELD),
+        );
+    });
     let index = {
-        let mut free = FREE.lock().unwrap_or_else(|p| p.into_inner());
+        let mut free = free_list();
         match free.0.pop() {
             Some(i) => i,
             None if free.1 < SEGMENT * MAX_SEGMENTS => {
@@ -87,7 +104,24 @@ pub(crate) fn remove(index: usize) {
     segment(index)[index % SEGMENT]
         .addr
         .store(0, Ordering::Release);
-    FREE.lock().unwrap_or_else(|p| p.into_inner()).0.push(index);
+    free_list().0.push(index);
+}
+
+/// Clears every slot without freeing it, for a forked child: the regions it
+/// inherited hold zeros or are gone, and a crash in the child must not write
+/// to them. Their owners still [`remove`] the slots later. Only atomic
+/// stores: safe right after `fork`.
+pub(crate) fn forget_all() {
+    for cell in &SEGMENTS {
+        let seg = cell.load(Ordering::Acquire);
+        if seg.is_null() {
+            break;
+        }
+        // SAFETY: published segments are never freed.
+        for slot in unsafe { &*seg } {
+            slot.addr.store(0, Ordering::Release);
+        }
+    }
 }
 
 /// Wipes the data pages of every live region: made writable, then zeroed.

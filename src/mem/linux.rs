@@ -34,6 +34,14 @@ fn map_error(operation: &'static str, e: Errno) -> Error {
 /// Page operations on Linux.
 pub(crate) struct Linux;
 
+impl Linux {
+    /// Behaves from now on as a kernel without `MADV_WIPEONFORK` (before
+    /// 4.14): new mappings get `MADV_DONTFORK`.
+    pub(crate) fn simulate_no_wipe_on_fork() {
+        WIPEONFORK_REFUSED.store(true, Ordering::Relaxed);
+    }
+}
+
 impl Pages for Linux {
     fn page_size() -> usize {
         rustix::param::page_size()

@@ -19,6 +19,11 @@ fn layout(len: usize) -> Result<Layout> {
     Layout::from_size_align(len, PAGE).map_err(|_| Error::TooLarge { size: len })
 }
 
+impl Simulated {
+    /// Nothing to simulate: Miri has no fork.
+    pub(crate) fn simulate_no_wipe_on_fork() {}
+}
+
 impl Pages for Simulated {
     fn page_size() -> usize {
         PAGE

@@ -8,6 +8,7 @@ mod canary;
 mod corruption;
 mod crash_handler;
 mod crash_table;
+mod fork;
 mod harden;
 mod layout;
 #[cfg(all(target_os = "linux", not(miri)))]
@@ -19,6 +20,8 @@ mod reference_mut;
 mod region;
 mod spares;
 mod wipe;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[cfg(all(target_os = "linux", not(miri)))]
 type Os = linux::Linux;
@@ -91,6 +94,15 @@ pub fn spare_limit() -> usize {
     spares::limit()
 }
 
+/// Makes buffers created from now on keep their data pages out of forked
+/// children with `MADV_DONTFORK` (children do not get the pages at all), as
+/// on Linux kernels before 4.14, which lack `MADV_WIPEONFORK`. For tests of
+/// that path on a current kernel; not part of the API.
+#[doc(hidden)]
+pub fn simulate_kernel_without_wipe_on_fork() {
+    Os::simulate_no_wipe_on_fork();
+}
+
 /// The number of spare mappings kept now (see [`set_spare_limit`]).
 pub fn spare_mappings() -> usize {
     spares::count()
@@ -100,6 +112,34 @@ pub fn spare_mappings() -> usize {
 /// becoming spares; part of a purge.
 pub(crate) fn drain_spares() {
     spares::purge();
+}
+
+/// Set once [`wipe_before_exit`] has run.
+static WIPED_BEFORE_EXIT: AtomicBool = AtomicBool::new(false);
+
+/// Wipes the data pages of every buffer that still has them, borrowed or
+/// not, for an exit path (after a purge, right before the process ends):
+/// a buffer whose destruction waits for a guard, even a guard leaked with
+/// `std::mem::forget`, is wiped too. Nothing may read buffers afterwards (a
+/// guard still held sees zeros), and canaries are no longer checked.
+pub(crate) fn wipe_before_exit() {
+    WIPED_BEFORE_EXIT.store(true, Ordering::SeqCst);
+    crash_table::wipe_all();
+}
+
+/// Whether [`wipe_before_exit`] has run.
+pub(crate) fn wiped_before_exit() -> bool {
+    WIPED_BEFORE_EXIT.load(Ordering::Acquire)
+}
+
+pub(crate) use fork::{
+    give_back_from, hold_across_fork, take_into, terminate_children_on, ForkLock, Held,
+};
+
+/// The fork generation of this process (0 in the process that first used
+/// memguard, one more in each forked child); see `fork`.
+pub(crate) fn fork_generation() -> u64 {
+    fork::generation()
 }
 
 /// The system's page size.

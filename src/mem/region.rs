@@ -9,7 +9,7 @@ use super::corruption::{self, CanaryCorruption};
 use super::layout::Layout;
 use super::reference::Ref;
 use super::reference_mut::RefMut;
-use super::{canary, crash_handler, crash_table, harden, spares, wipe, Os};
+use super::{canary, crash_handler, crash_table, fork, harden, spares, wipe, Os};
 use crate::error::{Error, Result};
 
 /// A guarded mapping: `[guard][canary | data][guard]`, the data pages locked,
@@ -30,6 +30,9 @@ pub(crate) struct Region {
     crash_slot: Option<usize>,
     /// The purge count when it was made (see `spares::park`).
     epoch: u64,
+    /// The fork generation of the process that made it: in a forked child
+    /// the region is inherited, and dead (see [`Region::is_inherited`]).
+    forks: u64,
 }
 
 // SAFETY: the mapping belongs to this Region alone, and every access to its
@@ -51,6 +54,7 @@ impl Region {
         let layout = Layout::new(len, page)?;
         harden::ensure();
         crash_handler::install();
+        fork::install();
         let canary = canary::pattern(page)?;
         let spare = if layout.data_pages == page {
             spares::take(page)
@@ -76,6 +80,7 @@ impl Region {
             fork,
             crash_slot: crash_table::add(data, n),
             epoch: spares::epoch(),
+            forks: fork::generation(),
         };
         let slack = layout.slack(len);
         if slack > 0 {
@@ -125,9 +130,19 @@ impl Region {
         self.frozen.load(Ordering::Acquire)
     }
 
-    /// Whether the region is neither destroyed nor about to be.
+    /// Whether the region is neither destroyed nor about to be, nor
+    /// inherited through `fork`.
     pub(crate) fn is_alive(&self) -> bool {
-        !self.state.is_gone()
+        !self.state.is_gone() && !self.is_inherited()
+    }
+
+    /// Whether this process is a forked child of the one that made the
+    /// region. Such a region is dead here: its data pages were zero-filled
+    /// (`MADV_WIPEONFORK`) or not copied at all (`MADV_DONTFORK`), and they
+    /// are not locked. It hands out no borrows, and destroying it releases
+    /// what this process got of its mapping without reading or writing it.
+    pub(crate) fn is_inherited(&self) -> bool {
+        self.forks != fork::generation()
     }
 
     /// How forked children are kept from the data.
@@ -137,6 +152,9 @@ impl Region {
 
     /// Borrows the data for reading; `None` once destruction is requested.
     pub(crate) fn read(&self) -> Option<Ref<'_, [u8]>> {
+        if self.is_inherited() {
+            return None;
+        }
         self.state.read().ok()?;
         let len = self.len();
         let ptr = NonNull::slice_from_raw_parts(self.data_ptr(len), len);
@@ -236,6 +254,9 @@ impl Region {
     }
 
     fn begin_write(&self) -> Result<()> {
+        if self.is_inherited() {
+            return Err(Error::Destroyed);
+        }
         self.state.write().map_err(|r| match r {
             Refused::Gone => Error::Destroyed,
             Refused::Busy => Error::Busy,
@@ -264,6 +285,10 @@ impl Region {
     /// (sealed off with `PROT_NONE`). Called exactly once, by whoever won the
     /// right to destroy in the BorrowState.
     fn wipe_and_unmap(&self) -> std::result::Result<(), CanaryCorruption> {
+        if self.is_inherited() {
+            self.release_inherited();
+            return Ok(());
+        }
         let len = self.len();
         let pages = self.data_pages();
         let size = self.layout.data_pages;
@@ -308,9 +333,28 @@ impl Region {
         checked
     }
 
+    /// Releases a region inherited through `fork` without touching its data
+    /// pages. With `MADV_WIPEONFORK` the whole mapping is this process's
+    /// (zero-filled, unlocked) and is unmapped. With `MADV_DONTFORK` the data
+    /// pages were never copied and something else may be mapped there now:
+    /// nothing is unmapped (the two guard pages left hold no memory).
+    fn release_inherited(&self) {
+        if let Some(slot) = self.crash_slot {
+            crash_table::remove(slot);
+        }
+        if self.fork == ForkPolicy::WipeOnFork {
+            // SAFETY: the inherited copy of the mapping made in new(), whole;
+            // no borrow exists (destruction was claimed) and nothing else in
+            // this process knows of it.
+            unsafe { Os::free(self.base, self.layout.total()) };
+        }
+    }
+
     /// Whether the canary in `slack` is intact; the corruption otherwise.
+    /// After the exit wipe (see `mem::wipe_before_exit`) every canary is
+    /// zero and none is checked.
     fn check_canary(&self, slack: &[u8]) -> std::result::Result<(), CanaryCorruption> {
-        if canary::intact(slack, self.canary) {
+        if super::wiped_before_exit() || canary::intact(slack, self.canary) {
             return Ok(());
         }
         let len = self.len();

@@ -20,15 +20,16 @@
 //!   and the mapping is tried again; [`purge`](crate::purge) unmaps them too.
 //!
 //! A forked child does not inherit locks, so spares made before a fork are
-//! never handed out after it (a `pthread_atfork` hook counts forks).
+//! never handed out after it (see `fork::generation`).
 
+use std::cell::Cell;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
+use std::sync::{Mutex, MutexGuard, Once, OnceLock, PoisonError, TryLockError};
 
 use super::backend::{Access, ForkPolicy, Pages};
 use super::layout::Layout;
-use super::Os;
+use super::{fork, Os};
 
 /// How many spares are kept unless [`set_limit`] says otherwise.
 pub(crate) const DEFAULT_LIMIT: usize = 8;
@@ -40,7 +41,7 @@ const UNSET: usize = usize::MAX;
 struct Spare {
     base: NonNull<u8>,
     fork: ForkPolicy,
-    /// `FORKS` when it was parked.
+    /// The fork generation it was parked in.
     forks: u64,
 }
 
@@ -51,17 +52,16 @@ unsafe impl Send for Spare {}
 static SPARES: Mutex<Vec<Spare>> = Mutex::new(Vec::new());
 /// The most spares kept, as set by [`set_limit`]; `UNSET` for the default.
 static LIMIT: AtomicUsize = AtomicUsize::new(UNSET);
-/// Forks between the process that parked a spare and this one (each child
-/// counts one more than its parent).
-static FORKS: AtomicU64 = AtomicU64::new(0);
 /// Purges so far: a region made before the latest purge is not parked, so
 /// that after a purge every buffer of the time ends up unmapped, also one
 /// whose destruction waited for a guard.
 static PURGES: AtomicU64 = AtomicU64::new(0);
-/// Whether the fork hook is in place; without it nothing is kept.
-static FORK_HOOK: OnceLock<bool> = OnceLock::new();
 /// The default limit: [`DEFAULT_LIMIT`], or less under a small lock limit.
 static DEFAULT: OnceLock<usize> = OnceLock::new();
+
+thread_local! {
+    static HELD: fork::Held<Vec<Spare>> = const { Cell::new(None) };
+}
 
 fn all() -> MutexGuard<'static, Vec<Spare>> {
     SPARES.lock().unwrap_or_else(PoisonError::into_inner)
@@ -114,7 +114,7 @@ pub(crate) fn count() -> usize {
 /// zero-filled, everything else as [`Region`](super::Region) sets it up.
 /// `None` when there is none (or the list is busy).
 pub(crate) fn take(page: usize) -> Option<(NonNull<u8>, ForkPolicy)> {
-    let forks = FORKS.load(Ordering::Acquire);
+    let forks = fork::generation();
     loop {
         let spare = try_all()?.pop()?;
         if spare.forks != forks {
@@ -156,7 +156,7 @@ pub(crate) unsafe fn park(base: NonNull<u8>, page: usize, fork: ForkPolicy, epoc
     list.push(Spare {
         base,
         fork,
-        forks: FORKS.load(Ordering::Acquire),
+        forks: fork::generation(),
     });
     true
 }
@@ -185,7 +185,7 @@ pub(crate) fn drain() -> usize {
 
 /// Unmaps a spare, or forgets it when a fork left this process without it.
 fn release(spare: Spare) {
-    let inherited = spare.forks != FORKS.load(Ordering::Acquire);
+    let inherited = spare.forks != fork::generation();
     if inherited && spare.fork == ForkPolicy::DontFork {
         // The mapping did not come with the fork; something else may live at
         // that address now.
@@ -208,22 +208,17 @@ fn data_page(base: NonNull<u8>, page: usize) -> NonNull<u8> {
     unsafe { base.add(geometry(page).data_pages_offset()) }
 }
 
-/// Installs the fork hook once; whether it is in place.
+/// Installs the fork hooks once (spares are kept only when a child can tell
+/// it is one), with the spare list held across `fork`; whether they are in
+/// place.
 fn fork_hook() -> bool {
-    *FORK_HOOK.get_or_init(install_fork_hook)
-}
-
-#[cfg(not(miri))]
-fn install_fork_hook() -> bool {
-    extern "C" fn in_child() {
-        FORKS.fetch_add(1, Ordering::AcqRel);
-    }
-    // SAFETY: registers a handler that only increments an atomic, which is
-    // async-signal-safe, as code run in a child after fork must be.
-    unsafe { libc::pthread_atfork(None, None, Some(in_child as unsafe extern "C" fn())) == 0 }
-}
-
-#[cfg(miri)]
-fn install_fork_hook() -> bool {
-    true
+    static FORK_SAFE: Once = Once::new();
+    FORK_SAFE.call_once(|| {
+        fork::hold_across_fork(
+            fork::ForkLock::Spares,
+            || fork::take_into(&HELD, &SPARES),
+            || fork::give_back_from(&HELD),
+        );
+    });
+    fork::install()
 }

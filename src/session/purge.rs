@@ -19,6 +19,13 @@ use crate::{coffer, mem};
 /// a guard can still read. Buffers created after `purge` starts are not
 /// touched.
 ///
+/// A guard that is never dropped (leaked with [`std::mem::forget`], or held
+/// in an `Rc` cycle) keeps its buffer readable until the process ends:
+/// `purge` only marks it, and [`live_buffers`] no longer counts it.
+/// [`safe_exit`](crate::safe_exit) and the exits of
+/// [`catch_signal`](crate::catch_signal) wipe such buffers in place before
+/// the process ends.
+///
 /// If a buffer's canary turns out to be overwritten, every other buffer is
 /// still wiped first; then the damage is reported on stderr and the process
 /// aborts.

@@ -1,8 +1,9 @@
 //! [`catch_signal`] and [`catch_interrupt`].
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Once};
 
 use signal_hook::consts::signal::{
     SIGALRM, SIGBUS, SIGFPE, SIGHUP, SIGILL, SIGINT, SIGKILL, SIGQUIT, SIGSEGV, SIGSTOP, SIGTERM,
@@ -11,6 +12,7 @@ use signal_hook::consts::signal::{
 use signal_hook::iterator::{Handle, Signals};
 
 use crate::error::{Error, Result};
+use crate::mem::{self, ForkLock, Held};
 
 /// The signals caught when [`catch_signal`] is given an empty list: the
 /// usual requests to terminate.
@@ -31,7 +33,33 @@ static CURRENT: Mutex<Option<(Handle, Handler)>> = Mutex::new(None);
 /// no longer catches it: the signal then gets its default action back (the
 /// OS-level handler signal-hook installed stays in place, so without this
 /// the signal would be ignored).
-static RELEASED: Mutex<Option<HashMap<i32, Arc<AtomicBool>>>> = Mutex::new(None);
+static RELEASED: Mutex<Released> = Mutex::new(None);
+
+type Released = Option<HashMap<i32, Arc<AtomicBool>>>;
+
+thread_local! {
+    static CURRENT_HELD: Held<Option<(Handle, Handler)>> = const { Cell::new(None) };
+    static RELEASED_HELD: Held<Released> = const { Cell::new(None) };
+}
+
+/// Holds both locks across `fork` (neither is ever held while taking the
+/// other), so that a child can call [`catch_signal`] too.
+fn hold_across_fork() {
+    static FORK_SAFE: Once = Once::new();
+    FORK_SAFE.call_once(|| {
+        mem::hold_across_fork(
+            ForkLock::Signals,
+            || {
+                mem::take_into(&CURRENT_HELD, &CURRENT);
+                mem::take_into(&RELEASED_HELD, &RELEASED);
+            },
+            || {
+                mem::give_back_from(&RELEASED_HELD);
+                mem::give_back_from(&CURRENT_HELD);
+            },
+        );
+    });
+}
 
 fn current() -> MutexGuard<'static, Option<(Handle, Handler)>> {
     CURRENT.lock().unwrap_or_else(|p| p.into_inner())
@@ -68,6 +96,13 @@ fn claim_signals(caught: &[i32]) -> Result<()> {
 /// replaces both the handler and the signals of the earlier one: signals it
 /// no longer names get their default action back. Handlers that other code
 /// installed for other signals are left alone.
+///
+/// In a process forked after this call, where the listening thread does
+/// not exist, the same signals still purge and exit with code 1: every
+/// buffer is wiped right in the signal handler and the process ends at once
+/// (`_exit(1)`), without running `handler`, which may not be safe in signal
+/// context. A child that wants its handler to run calls `catch_signal`
+/// again.
 ///
 /// Fails with [`Error::UncatchableSignal`] for SIGKILL, SIGSTOP, SIGSEGV,
 /// SIGBUS, SIGILL and SIGFPE (faults are handled by the crash handler),
@@ -107,7 +142,8 @@ pub fn catch_signal<F: Fn(i32) + Send + Sync + 'static>(handler: F, signals: &[i
             source,
         });
     }
-    if let Err(e) = claim_signals(list) {
+    hold_across_fork();
+    if let Err(e) = claim_signals(list).and_then(|()| mem::terminate_children_on(list)) {
         handle.close();
         return Err(e);
     }
