@@ -38,6 +38,10 @@ pub fn fork(body: impl FnOnce(&mut File) -> i32) -> Forked {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
     if pid == 0 {
+        // A child left behind by a failed test must not outlive it (it
+        // would hold the test's output pipes open).
+        // SAFETY: prctl with an integer argument.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
         drop(read_end);
         let mut to_parent = File::from(write_end);
         let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut to_parent)))
