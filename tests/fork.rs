@@ -268,7 +268,7 @@ fn fork_never_leaves_a_lock_held_in_the_child() {
         Role::Child(_) => {
             let stop = Arc::new(AtomicBool::new(false));
             let threads = busy_threads(&stop, false);
-            for i in 0..300 {
+            for i in 0..500 {
                 let child = fork(|_| {
                     // Every lock memguard has: the session key, the
                     // registry, the crash table, the spares.
@@ -374,7 +374,7 @@ fn soak_fork_exec_and_signals_under_load() {
             let stop = Arc::new(AtomicBool::new(false));
             let threads = busy_threads(&stop, true);
             let known = zero_halves_key();
-            for i in 0..240 {
+            for i in 0..600 {
                 match i % 3 {
                     // Seal, open, exit; the enclave comes back to be attacked.
                     0 => {
