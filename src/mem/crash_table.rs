@@ -157,6 +157,8 @@ pub(crate) fn remove(index: usize) {
 /// Async-signal-safe (atomic stores only: no lock, no allocation), as code
 /// that runs between `fork` and anything else must be. Meant for the
 /// child's only thread, before it starts others.
+// Called by the fork handling, which lands separately.
+#[allow(dead_code)]
 pub(crate) fn forget_all() {
     for slot in all_slots() {
         slot.addr.store(0, Ordering::SeqCst);
