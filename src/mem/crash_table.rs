@@ -346,6 +346,7 @@ mod tests {
     /// (whose error path read a file into a `String`), and the child died of
     /// SIGSEGV there.
     #[test]
+    #[cfg_attr(miri, ignore = "fork and mmap: Miri has no such system calls")]
     fn wipe_all_skips_an_unmapped_slot_wipes_the_others_and_allocates_nothing() {
         let page = Os::page_size();
         let base = mapped(3);
@@ -395,6 +396,7 @@ mod tests {
     /// A slot in a segment published before the ones below it is wiped too
     /// (the old loop stopped at the first unpublished segment).
     #[test]
+    #[cfg_attr(miri, ignore = "fork and mmap: Miri has no such system calls")]
     fn wipe_all_reaches_a_segment_published_out_of_order() {
         let page = mapped(1);
         let code = in_child(|| {
@@ -440,6 +442,7 @@ mod tests {
     /// it, forgets a wipe the parent had in progress, and a later `remove`
     /// still frees the slot.
     #[test]
+    #[cfg_attr(miri, ignore = "fork and mmap: Miri has no such system calls")]
     fn forget_all_clears_every_slot_and_remove_still_frees_it() {
         let page = mapped(1);
         let i = add(page, Os::page_size()).expect("a free slot");
@@ -485,6 +488,7 @@ mod tests {
     /// and for nothing further. In a child where only this slot is left, as
     /// another test's region may lie right next to the mapping.
     #[test]
+    #[cfg_attr(miri, ignore = "fork and mmap: Miri has no such system calls")]
     fn covers_the_data_pages_and_their_guard_pages() {
         let page = Os::page_size();
         let base = mapped(4);
