@@ -21,9 +21,15 @@ use support::{assert_killed_by, mark, role, run, survived, Role, CHILD_TIMEOUT, 
 // waits for each thread by its id (never `waitpid(-1)`, which could reap a
 // child of another test running in parallel).
 //
+// The same tracer checks a fault outside memguard's pages that the earlier
+// handler declines, and a stack overflow (the second stop is then std's
+// SIGABRT, as its reporter aborts).
+//
 // The other tests need no tracer: the child's exit status shows that the
-// handler re-raises the same signal, and a handler installed before
-// memguard's is chained (and finds the buffers already wiped).
+// handler re-raises the same signal, and handlers installed before
+// memguard's report on stderr whether they ran and whether the buffers were
+// wiped by then (after the wipe for a fault in memguard's pages, before it
+// for anything else), or recover from faults of their own.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -95,6 +101,31 @@ enum Fault {
     PastTheEnd,
     /// A write to a frozen (read-only) buffer.
     Frozen,
+    /// A write to a `PROT_NONE` page of the child's own, not memguard's.
+    Foreign,
+    /// A thread that recurses until it overflows its stack.
+    StackOverflow,
+}
+
+/// Who handled SIGSEGV before memguard, in a traced child.
+#[derive(Clone, Copy, Debug)]
+enum Earlier {
+    /// Rust std's stack-overflow reporter, which every Rust program has: for
+    /// any other fault it restores the default action and returns.
+    Std,
+    /// [`declining_handler`]: notes that it ran and whether the watched
+    /// buffer was wiped by then, restores the default action and returns.
+    Declining,
+    /// No handler at all (`SIG_DFL`).
+    None,
+}
+
+/// Recurses with a kilobyte of stack per call until the stack runs out.
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth as u8; 1024]);
+    let below = recurse(std::hint::black_box(depth + 1));
+    below + u64::from(frame[(depth % 1024) as usize])
 }
 
 /// The child's part of a traced test: put a secret in guarded memory, wipe
@@ -103,10 +134,29 @@ enum Fault {
 /// With `leak`, a copy of the secret is also kept in ordinary heap memory,
 /// which no crash handler can know about (the scanner's negative control).
 fn secret_then_fault(fault: Fault, leak: bool) -> ! {
+    secret_then_fault_after(fault, leak, Earlier::Std)
+}
+
+/// As [`secret_then_fault`], with `earlier` as the SIGSEGV handler in place
+/// when memguard installs its own.
+fn secret_then_fault_after(fault: Fault, leak: bool, earlier: Earlier) -> ! {
     // Before anything else of the crate: keeps the process dumpable, so the
     // parent may read /proc/<pid>/mem as the same user, root or not. (The
     // parent turned core files off before exec.)
     memguard::disable_process_hardening().expect("hardening not applied yet");
+    assert!(!memguard::crash_handler_installed());
+    match earlier {
+        Earlier::Std => {}
+        Earlier::Declining => install_earlier(
+            SIGSEGV,
+            declining_handler as extern "C" fn(_, _, _) as usize,
+            true,
+        ),
+        // SAFETY: sets the default action; no handler is involved.
+        Earlier::None => unsafe {
+            assert_ne!(libc::signal(SIGSEGV, libc::SIG_DFL), libc::SIG_ERR);
+        },
+    }
     let seed: u64 = std::env::var(SEED_ENV)
         .expect("seed in the environment")
         .parse()
@@ -125,6 +175,7 @@ fn secret_then_fault(fault: Fault, leak: bool) -> ! {
     assert!(secret.iter().all(|&b| b == 0));
     let opened = sealed.open().expect("open the enclave");
     assert!(opened.equal_to(&held.bytes()), "enclave round trip");
+    watch(&held.bytes());
     mark("secret in place: a LockedBuffer and an opened Enclave");
 
     match fault {
@@ -146,6 +197,20 @@ fn secret_then_fault(fault: Fault, leak: bool) -> ! {
             // SAFETY: deliberately not: a write to read-only pages.
             unsafe { target.write_volatile(0x5a) };
             std::hint::black_box(&victim);
+        }
+        Fault::Foreign => {
+            let target = own_page(libc::PROT_NONE);
+            mark(&format!("{FAULT_LINE}{:#x}", target as usize));
+            // SAFETY: deliberately not: a write to a PROT_NONE page.
+            unsafe { target.write_volatile(0x5a) };
+        }
+        Fault::StackOverflow => {
+            mark("overflowing a thread's stack");
+            let deep = std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(|| recurse(0))
+                .expect("spawn the recursing thread");
+            let _ = deep.join();
         }
     }
     std::hint::black_box((&held, &sealed, &opened, &leaked));
@@ -549,6 +614,16 @@ fn scan(pid: libc::pid_t, secret: &[u8]) -> Scan {
 /// positive control, that both stops are the expected ones and that the
 /// child then dies of SIGSEGV.
 fn traced_crash(test: &str, scenario: &str) -> (Scan, Scan) {
+    let (before, after, _) = traced_run(test, scenario, SIGSEGV);
+    (before, after)
+}
+
+/// As [`traced_crash`], for a fault that ends in `ending`: SIGSEGV when
+/// memguard's handler re-raises it (the fault is then the one the child
+/// announced), SIGABRT when std's stack-overflow reporter aborts (any
+/// SIGSEGV with `SEGV_ACCERR` then). The child must die of `ending`, raised
+/// on the faulting thread; also returns everything it printed.
+fn traced_run(test: &str, scenario: &str, ending: i32) -> (Scan, Scan, String) {
     let seed = fresh_seed();
     let mut secret = [0u8; SECRET_LEN];
     fill_secret(seed, &mut secret);
@@ -574,8 +649,14 @@ fn traced_crash(test: &str, scenario: &str) -> (Scan, Scan) {
     let info = child.siginfo(tid);
     // SAFETY: a SIGSEGV siginfo carries si_addr.
     let addr = unsafe { info.si_addr() } as usize;
-    let announced = child.stdout_line(FAULT_LINE);
-    if info.si_code != SEGV_ACCERR || announced != format!("{FAULT_LINE}{addr:#x}") {
+    // A stack overflow's address is not known in advance: nothing announced.
+    let announced = if ending == SIGSEGV {
+        Some(child.stdout_line(FAULT_LINE))
+    } else {
+        None
+    };
+    let expected = format!("{FAULT_LINE}{addr:#x}");
+    if info.si_code != SEGV_ACCERR || announced.as_ref().is_some_and(|a| *a != expected) {
         child.fail(&format!(
             "first SIGSEGV is not the planned fault: si_code {} at {addr:#x}, child said {announced:?}",
             info.si_code
@@ -595,34 +676,35 @@ fn traced_crash(test: &str, scenario: &str) -> (Scan, Scan) {
         ));
     }
 
-    // 3. Let the handler run: it wipes, then re-raises SIGSEGV.
+    // 3. Let the handler run: it wipes, then re-raises SIGSEGV (or std's
+    // handler aborts).
     child.cont(tid, SIGSEGV);
-    let again = child.until_signal(SIGSEGV, "the re-raised signal");
+    let again = child.until_signal(ending, "the re-raised signal");
     let info = child.siginfo(again);
     if again != tid || info.si_code != libc::SI_TKILL {
         child.fail(&format!(
-            "second SIGSEGV is not the handler's raise(): thread {again} (fault on {tid}), \
-             si_code {}",
+            "signal {ending} is not raised by the faulting thread: thread {again} (fault on \
+             {tid}), si_code {}",
             info.si_code
         ));
     }
     let after = scan(pid, &secret);
     eprintln!(
-        "{test} [{scenario}]: scan at the re-raise: {}",
+        "{test} [{scenario}]: scan at signal {ending}: {}",
         after.summary()
     );
     if after.bytes < before.bytes / 2 {
         child.fail("the second scan read much less memory than the first");
     }
 
-    // 4. Deliver it: the process dies of SIGSEGV.
-    child.cont(tid, SIGSEGV);
+    // 4. Deliver it: the process dies of it.
+    child.cont(tid, ending);
     loop {
         match child.next() {
             Stop::Died { status } => {
-                if !(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == SIGSEGV) {
+                if !(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == ending) {
                     child.fail(&format!(
-                        "expected death by SIGSEGV, got status {status:#x}"
+                        "expected death by signal {ending}, got status {status:#x}"
                     ));
                 }
                 break;
@@ -630,9 +712,13 @@ fn traced_crash(test: &str, scenario: &str) -> (Scan, Scan) {
             Stop::Signal { tid, sig } => child.cont(tid, sig),
         }
     }
+    // The child is gone, so its pipes are closed: read them to the end.
+    for reader in child.readers.drain(..) {
+        let _ = reader.join();
+    }
     let out = child.output();
     assert!(!out.contains(SURVIVED), "{out}");
-    (before, after)
+    (before, after, out)
 }
 
 /// Asserts that no 16-byte piece of the secret was left.
@@ -758,9 +844,32 @@ fn the_crash_handler_re_raises_the_same_signal() {
     }
 }
 
-/// The data pointer and length of the buffer the chained handler checks.
+// ---------------------------------------------------------------------------
+// Earlier handlers: installed before memguard's, so memguard chains to them
+// ---------------------------------------------------------------------------
+
+/// The data pointer and length of the buffer the earlier handlers check.
 static WATCHED: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
 static WATCHED_LEN: AtomicUsize = AtomicUsize::new(0);
+/// The page size, for the handlers.
+static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+/// The page a plain (non-`SA_SIGINFO`) recovering handler makes accessible.
+static RECOVER_PAGE: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+/// The memfd a SIGBUS-recovering handler grows.
+static RECOVER_FD: AtomicUsize = AtomicUsize::new(0);
+/// Faults the recovering handlers handled.
+static RECOVERED: AtomicUsize = AtomicUsize::new(0);
+
+/// Faults each recovering scenario takes.
+const ROUNDS: usize = 5;
+
+/// Makes `data` (a buffer's bytes, which must outlive the handlers' use)
+/// the buffer the earlier handlers look at.
+fn watch(data: &[u8]) {
+    WATCHED_LEN.store(data.len(), Ordering::Release);
+    WATCHED.store(data.as_ptr() as *mut u8, Ordering::Release);
+    assert!(!watched_is_wiped());
+}
 
 /// Writes `bytes` to stderr with write(2) (async-signal-safe).
 fn raw_stderr(bytes: &[u8]) {
@@ -773,34 +882,143 @@ fn watched_is_wiped() -> bool {
     let ptr = WATCHED.load(Ordering::Acquire);
     let len = WATCHED_LEN.load(Ordering::Acquire);
     // SAFETY: the buffer is alive (the faulting code holds it) and its data
-    // pages are mapped readable (the crash handler made them writable).
+    // pages are mapped readable (a frozen buffer's stay readable; a wiped
+    // one's are made writable).
     !ptr.is_null() && (0..len).all(|i| unsafe { ptr.add(i).read_volatile() } == 0)
 }
 
+/// Says on stderr whether the watched buffer is wiped at this point.
+fn report_watched() {
+    if watched_is_wiped() {
+        raw_stderr(b"earlier handler saw the buffer wiped\n");
+    } else {
+        raw_stderr(b"earlier handler saw the buffer NOT wiped\n");
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf is always safe to call.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(page).expect("a page size")
+}
+
+/// A fresh page of the child's own (not memguard's), with protection `prot`.
+fn own_page(prot: i32) -> *mut u8 {
+    // SAFETY: a fresh private anonymous mapping; it overlaps nothing.
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            page_size(),
+            prot,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(page, libc::MAP_FAILED, "mmap");
+    page.cast()
+}
+
+/// Restores the default action for `sig` (async-signal-safe).
+fn restore_default(sig: libc::c_int) {
+    // SAFETY: sigaction with an initialised struct.
+    unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut act.sa_mask);
+        libc::sigaction(sig, &act, std::ptr::null_mut());
+    }
+}
+
+/// Reports and returns, handling nothing.
 extern "C" fn earlier_siginfo_handler(
     _sig: libc::c_int,
     _info: *mut libc::siginfo_t,
     _ctx: *mut libc::c_void,
 ) {
-    raw_stderr(b"EARLIER SIGSEGV HANDLER RAN\n");
-    if watched_is_wiped() {
-        raw_stderr(b"earlier handler saw the buffer wiped\n");
-    } else {
-        raw_stderr(b"earlier handler saw the buffer NOT wiped\n");
-    }
+    raw_stderr(b"EARLIER SIGINFO HANDLER RAN\n");
+    report_watched();
 }
 
+/// Reports and returns, handling nothing.
 extern "C" fn earlier_plain_handler(_sig: libc::c_int) {
-    raw_stderr(b"EARLIER SIGBUS HANDLER RAN\n");
-    if watched_is_wiped() {
-        raw_stderr(b"earlier handler saw the buffer wiped\n");
-    } else {
-        raw_stderr(b"earlier handler saw the buffer NOT wiped\n");
+    raw_stderr(b"EARLIER PLAIN HANDLER RAN\n");
+    report_watched();
+}
+
+/// Reports, then declines the signal as std's handler does: restores the
+/// default action and returns.
+extern "C" fn declining_handler(
+    sig: libc::c_int,
+    _info: *mut libc::siginfo_t,
+    _ctx: *mut libc::c_void,
+) {
+    raw_stderr(b"DECLINING HANDLER RAN\n");
+    report_watched();
+    restore_default(sig);
+}
+
+/// As [`declining_handler`], installed without `SA_SIGINFO`.
+extern "C" fn declining_plain_handler(sig: libc::c_int) {
+    raw_stderr(b"DECLINING HANDLER RAN\n");
+    report_watched();
+    restore_default(sig);
+}
+
+/// Recovers from a fault by making the faulting page readable and
+/// writable, as a runtime with guard pages does.
+extern "C" fn recovering_handler(
+    _sig: libc::c_int,
+    info: *mut libc::siginfo_t,
+    _ctx: *mut libc::c_void,
+) {
+    let page = PAGE_SIZE.load(Ordering::Relaxed);
+    // SAFETY: a fault's siginfo carries si_addr; the page holding it is
+    // made accessible, which is the point of this handler.
+    unsafe {
+        let addr = (*info).si_addr() as usize & !(page - 1);
+        libc::mprotect(
+            addr as *mut libc::c_void,
+            page,
+            libc::PROT_READ | libc::PROT_WRITE,
+        );
     }
+    RECOVERED.fetch_add(1, Ordering::SeqCst);
+    raw_stderr(b"RECOVERING HANDLER RAN\n");
+    report_watched();
+}
+
+/// As [`recovering_handler`], installed without `SA_SIGINFO`: makes
+/// [`RECOVER_PAGE`] accessible.
+extern "C" fn recovering_plain_handler(_sig: libc::c_int) {
+    // SAFETY: our own page, made accessible.
+    unsafe {
+        libc::mprotect(
+            RECOVER_PAGE.load(Ordering::Acquire).cast(),
+            PAGE_SIZE.load(Ordering::Relaxed),
+            libc::PROT_READ | libc::PROT_WRITE,
+        );
+    }
+    RECOVERED.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Recovers from a SIGBUS on a shared mapping of an empty memfd by growing
+/// the file to a page, which backs the faulting page.
+extern "C" fn recovering_bus_handler(
+    _sig: libc::c_int,
+    _info: *mut libc::siginfo_t,
+    _ctx: *mut libc::c_void,
+) {
+    let fd = RECOVER_FD.load(Ordering::Acquire) as libc::c_int;
+    let page = PAGE_SIZE.load(Ordering::Relaxed) as libc::off_t;
+    // SAFETY: ftruncate is async-signal-safe; the file is ours.
+    unsafe { libc::ftruncate(fd, page) };
+    RECOVERED.fetch_add(1, Ordering::SeqCst);
 }
 
 /// Installs `handler` for `signal`, the SA_SIGINFO way or the plain way.
 fn install_earlier(signal: i32, handler: usize, siginfo: bool) {
+    PAGE_SIZE.store(page_size(), Ordering::Relaxed);
     // SAFETY: sigaction with initialised structs; the handlers are
     // async-signal-safe.
     unsafe {
@@ -812,77 +1030,325 @@ fn install_earlier(signal: i32, handler: usize, siginfo: bool) {
     }
 }
 
+/// A buffer holding 0xa5 × 48, allocated after the earlier handler went in
+/// (memguard's handler then goes in over it), and watched.
+fn watched_secret() -> LockedBuffer {
+    assert!(
+        !memguard::crash_handler_installed(),
+        "no allocation may happen before the earlier handler goes in"
+    );
+    let mut secret = LockedBuffer::new(48).expect("allocate");
+    secret.copy(&[0xa5; 48]).expect("fill");
+    watch(&secret.bytes());
+    assert!(memguard::crash_handler_installed());
+    secret
+}
+
+/// Writes one byte past the end of a fresh buffer: its trailing guard page.
+fn write_past_the_end() {
+    let mut victim = LockedBuffer::new(32).expect("allocate");
+    let ptr = victim.bytes_mut().expect("mutable").as_mut_ptr();
+    mark("writing past the end");
+    // SAFETY: deliberately not: the trailing guard page.
+    unsafe { ptr.add(32).write_volatile(1) };
+    std::hint::black_box(&victim);
+}
+
+/// A fault in memguard's own pages is fatal by design: every buffer is
+/// wiped, then the earlier handler runs (it sees the buffers wiped), and
+/// whatever it does, returning without handling, or even making the guard
+/// page accessible as a recovering runtime would, the process then dies of
+/// the signal.
 #[test]
-fn a_handler_installed_earlier_is_chained_after_the_wipe() {
-    const TEST: &str = "a_handler_installed_earlier_is_chained_after_the_wipe";
+fn an_earlier_handler_runs_after_the_wipe_on_a_fault_in_memguards_pages() {
+    const TEST: &str = "an_earlier_handler_runs_after_the_wipe_on_a_fault_in_memguards_pages";
     match role(TEST) {
         Role::Parent => {
-            let out = run(TEST, "segv_siginfo");
-            let err = support::stderr(&out);
-            assert!(
-                err.contains("EARLIER SIGSEGV HANDLER RAN"),
-                "the earlier SIGSEGV handler was not chained\n{}",
-                support::describe(&out)
-            );
-            assert!(
-                err.contains("earlier handler saw the buffer wiped"),
-                "the buffers should be wiped before the earlier handler runs\n{}",
-                support::describe(&out)
-            );
-            assert_killed_by(&out, SIGSEGV, "writing past the end", "chained SIGSEGV");
-
-            let out = run(TEST, "bus_plain");
-            let err = support::stderr(&out);
-            assert!(
-                err.contains("EARLIER SIGBUS HANDLER RAN")
-                    && err.contains("earlier handler saw the buffer wiped"),
-                "the earlier (non-SA_SIGINFO) SIGBUS handler was not chained after the wipe\n{}",
-                support::describe(&out)
-            );
-            assert_killed_by(&out, SIGBUS, "raising SIGBUS", "chained SIGBUS");
+            for (scenario, ran) in [
+                ("siginfo", "EARLIER SIGINFO HANDLER RAN"),
+                ("plain", "EARLIER PLAIN HANDLER RAN"),
+                ("recovering", "RECOVERING HANDLER RAN"),
+            ] {
+                let out = run(TEST, scenario);
+                let err = support::stderr(&out);
+                assert!(
+                    err.contains(ran),
+                    "{scenario}: the earlier handler was not chained\n{}",
+                    support::describe(&out)
+                );
+                assert!(
+                    err.contains("earlier handler saw the buffer wiped")
+                        && !err.contains("NOT wiped"),
+                    "{scenario}: the buffers should be wiped before the earlier handler runs\n{}",
+                    support::describe(&out)
+                );
+                assert_killed_by(&out, SIGSEGV, "writing past the end", scenario);
+            }
         }
         Role::Child(scenario) => {
-            assert!(
-                !memguard::crash_handler_installed(),
-                "no allocation may happen before the earlier handler goes in"
-            );
-            let bus = scenario == "bus_plain";
-            if bus {
-                install_earlier(
-                    SIGBUS,
-                    earlier_plain_handler as extern "C" fn(_) as usize,
-                    false,
-                );
-            } else {
-                install_earlier(
+            match scenario.as_str() {
+                "siginfo" => install_earlier(
                     SIGSEGV,
                     earlier_siginfo_handler as extern "C" fn(_, _, _) as usize,
                     true,
-                );
+                ),
+                "plain" => install_earlier(
+                    SIGSEGV,
+                    earlier_plain_handler as extern "C" fn(_) as usize,
+                    false,
+                ),
+                "recovering" => install_earlier(
+                    SIGSEGV,
+                    recovering_handler as extern "C" fn(_, _, _) as usize,
+                    true,
+                ),
+                other => panic!("unknown scenario {other}"),
             }
-            let mut secret = LockedBuffer::new(48).expect("allocate");
-            secret.copy(&[0xa5; 48]).expect("fill");
-            {
-                let data = secret.bytes();
-                WATCHED_LEN.store(data.len(), Ordering::Release);
-                WATCHED.store(data.as_ptr() as *mut u8, Ordering::Release);
-            }
-            assert!(!watched_is_wiped());
-            assert!(memguard::crash_handler_installed());
-            let mut victim = LockedBuffer::new(32).expect("allocate");
-            if bus {
-                mark("raising SIGBUS");
-                // SAFETY: raise is always safe to call.
-                unsafe { libc::raise(SIGBUS) };
-            } else {
-                let ptr = victim.bytes_mut().expect("mutable").as_mut_ptr();
-                mark("writing past the end");
-                // SAFETY: deliberately not: the trailing guard page.
-                unsafe { ptr.add(32).write_volatile(1) };
-            }
-            std::hint::black_box((&secret, &victim));
+            let secret = watched_secret();
+            write_past_the_end();
+            std::hint::black_box(&secret);
             survived(&scenario)
         }
+        Role::Bystander => {}
+    }
+}
+
+/// A signal that is not a fault in memguard's pages is the earlier
+/// handler's to decide, and it decides first, before anything is wiped: a
+/// handler that restores the default action (as std's does) declines it,
+/// and the process dies of it; one that returns with memguard's handler
+/// still installed has handled it, and the process goes on with its
+/// buffers intact. A signal that was ignored before memguard stays ignored.
+/// (That a declined signal is wiped before the death is checked from
+/// outside by `traced_foreign_fault_wipes_the_secret_before_dying`.)
+#[test]
+fn an_earlier_handler_decides_first_about_other_signals() {
+    const TEST: &str = "an_earlier_handler_decides_first_about_other_signals";
+    match role(TEST) {
+        Role::Parent => {
+            let out = run(TEST, "bus_declined");
+            let err = support::stderr(&out);
+            assert!(
+                err.contains("DECLINING HANDLER RAN")
+                    && err.contains("earlier handler saw the buffer NOT wiped"),
+                "the earlier SIGBUS handler should run before any wipe\n{}",
+                support::describe(&out)
+            );
+            assert_killed_by(&out, SIGBUS, "raising SIGBUS", "declined SIGBUS");
+
+            for scenario in ["bus_handled", "segv_handled", "segv_ignored"] {
+                let out = run(TEST, scenario);
+                let text = support::stdout(&out);
+                assert!(
+                    out.status.code() == Some(0) && text.contains("secret intact"),
+                    "{scenario}: the process should go on, its buffer intact\n{}",
+                    support::describe(&out)
+                );
+                if scenario != "segv_ignored" {
+                    assert!(
+                        support::stderr(&out).contains("earlier handler saw the buffer NOT wiped"),
+                        "{scenario}: the earlier handler should have run\n{}",
+                        support::describe(&out)
+                    );
+                }
+            }
+        }
+        Role::Child(scenario) => {
+            let signal = if scenario.starts_with("bus") {
+                SIGBUS
+            } else {
+                SIGSEGV
+            };
+            match scenario.as_str() {
+                "bus_declined" => install_earlier(
+                    SIGBUS,
+                    declining_plain_handler as extern "C" fn(_) as usize,
+                    false,
+                ),
+                "bus_handled" => install_earlier(
+                    SIGBUS,
+                    earlier_plain_handler as extern "C" fn(_) as usize,
+                    false,
+                ),
+                "segv_handled" => install_earlier(
+                    SIGSEGV,
+                    earlier_siginfo_handler as extern "C" fn(_, _, _) as usize,
+                    true,
+                ),
+                // SAFETY: sets SIG_IGN; no handler is involved.
+                "segv_ignored" => unsafe {
+                    assert_ne!(libc::signal(SIGSEGV, libc::SIG_IGN), libc::SIG_ERR);
+                },
+                other => panic!("unknown scenario {other}"),
+            }
+            let secret = watched_secret();
+            mark(if signal == SIGBUS {
+                "raising SIGBUS"
+            } else {
+                "raising SIGSEGV"
+            });
+            // SAFETY: raise is always safe to call.
+            unsafe { libc::raise(signal) };
+            assert!(
+                secret.bytes().iter().all(|&b| b == 0xa5),
+                "the secret was wiped"
+            );
+            mark("went on, secret intact");
+        }
+        Role::Bystander => {}
+    }
+}
+
+/// Issue 11, point 7: a handler installed before memguard that recovers
+/// from faults (on its own `PROT_NONE` page, or on a shared mapping past
+/// the end of its file) keeps the process running, fault after fault, and
+/// memguard's buffers intact. The old handler wiped, chained, then killed
+/// the process at the first fault.
+#[test]
+fn an_earlier_handler_that_recovers_from_faults_keeps_the_process_and_the_secret() {
+    const TEST: &str =
+        "an_earlier_handler_that_recovers_from_faults_keeps_the_process_and_the_secret";
+    match role(TEST) {
+        Role::Parent => {
+            for scenario in ["segv_siginfo", "segv_plain", "bus_siginfo"] {
+                let out = run(TEST, scenario);
+                assert!(
+                    out.status.code() == Some(0)
+                        && support::stdout(&out)
+                            .contains(&format!("recovered {ROUNDS} faults, secret intact")),
+                    "{scenario}: the process should survive every fault with its secret\n{}",
+                    support::describe(&out)
+                );
+            }
+        }
+        Role::Child(scenario) => {
+            let page = page_size();
+            let target = match scenario.as_str() {
+                "segv_siginfo" | "segv_plain" => {
+                    let target = own_page(libc::PROT_NONE);
+                    RECOVER_PAGE.store(target, Ordering::Release);
+                    if scenario == "segv_siginfo" {
+                        install_earlier(
+                            SIGSEGV,
+                            recovering_handler as extern "C" fn(_, _, _) as usize,
+                            true,
+                        );
+                    } else {
+                        install_earlier(
+                            SIGSEGV,
+                            recovering_plain_handler as extern "C" fn(_) as usize,
+                            false,
+                        );
+                    }
+                    target
+                }
+                "bus_siginfo" => {
+                    // SAFETY: memfd_create with a NUL-terminated name; the
+                    // mapping is fresh and shared with the empty file.
+                    let target = unsafe {
+                        let fd = libc::memfd_create(c"recover".as_ptr(), 0);
+                        assert!(fd >= 0, "memfd_create");
+                        RECOVER_FD.store(fd as usize, Ordering::Release);
+                        libc::mmap(
+                            std::ptr::null_mut(),
+                            page,
+                            libc::PROT_READ | libc::PROT_WRITE,
+                            libc::MAP_SHARED,
+                            fd,
+                            0,
+                        )
+                    };
+                    assert_ne!(target, libc::MAP_FAILED, "mmap the memfd");
+                    install_earlier(
+                        SIGBUS,
+                        recovering_bus_handler as extern "C" fn(_, _, _) as usize,
+                        true,
+                    );
+                    target.cast()
+                }
+                other => panic!("unknown scenario {other}"),
+            };
+            let secret = watched_secret();
+            for round in 0..ROUNDS {
+                // Take the page away again: protection, or the file's length.
+                // SAFETY: our own page and file.
+                unsafe {
+                    if scenario == "bus_siginfo" {
+                        let fd = RECOVER_FD.load(Ordering::Acquire) as libc::c_int;
+                        assert_eq!(libc::ftruncate(fd, 0), 0);
+                    } else {
+                        assert_eq!(libc::mprotect(target.cast(), page, libc::PROT_NONE), 0);
+                    }
+                }
+                let value = round as u8 + 1;
+                // SAFETY: faults, the earlier handler makes the page usable,
+                // and the write is done again.
+                unsafe { target.write_volatile(value) };
+                // SAFETY: as above; now readable.
+                assert_eq!(unsafe { target.read_volatile() }, value);
+                assert_eq!(RECOVERED.load(Ordering::SeqCst), round + 1);
+            }
+            assert!(
+                secret.bytes().iter().all(|&b| b == 0xa5),
+                "the secret was wiped"
+            );
+            mark(&format!("recovered {ROUNDS} faults, secret intact"));
+        }
+        Role::Bystander => {}
+    }
+}
+
+/// A fault outside memguard's pages that the earlier handler declines is
+/// fatal: the secret is wiped (checked from outside, as in the traced tests
+/// above) and the process dies of SIGSEGV, whether the earlier handler is
+/// std's, a C-style one that restores the default action (it runs first,
+/// and sees the buffer not yet wiped), or there is none.
+#[test]
+fn traced_foreign_fault_wipes_the_secret_before_dying() {
+    const TEST: &str = "traced_foreign_fault_wipes_the_secret_before_dying";
+    match role(TEST) {
+        Role::Parent => {
+            for scenario in ["std", "declining", "none"] {
+                let (_, after, out) = traced_run(TEST, scenario, SIGSEGV);
+                assert_wiped(&after);
+                if scenario == "declining" {
+                    assert!(
+                        out.contains("DECLINING HANDLER RAN")
+                            && out.contains("earlier handler saw the buffer NOT wiped"),
+                        "the earlier handler should run first\n{out}"
+                    );
+                }
+            }
+        }
+        Role::Child(scenario) => {
+            let earlier = match scenario.as_str() {
+                "std" => Earlier::Std,
+                "declining" => Earlier::Declining,
+                "none" => Earlier::None,
+                other => panic!("unknown scenario {other}"),
+            };
+            secret_then_fault_after(Fault::Foreign, false, earlier)
+        }
+        Role::Bystander => {}
+    }
+}
+
+/// A stack overflow is wiped before std's handler reports it and aborts
+/// (it never returns, so a wipe after it would never run): the parent
+/// scans the child at the overflow and at std's SIGABRT.
+#[test]
+fn traced_stack_overflow_wipes_the_secret_before_std_aborts() {
+    const TEST: &str = "traced_stack_overflow_wipes_the_secret_before_std_aborts";
+    match role(TEST) {
+        Role::Parent => {
+            let (_, after, out) = traced_run(TEST, "overflow", libc::SIGABRT);
+            assert_wiped(&after);
+            assert!(
+                out.contains("has overflowed its stack"),
+                "std's handler should have reported the overflow\n{out}"
+            );
+        }
+        Role::Child(_) => secret_then_fault(Fault::StackOverflow, false),
         Role::Bystander => {}
     }
 }

@@ -51,6 +51,18 @@ pub(crate) trait Pages {
     /// no reference to it may be used in a way the new protection forbids.
     unsafe fn protect(ptr: NonNull<u8>, len: usize, access: Access) -> Result<()>;
 
+    /// As [`Pages::protect`], for a signal handler: one system call and
+    /// nothing else (no allocation, no file access, no lock, no error
+    /// value built), so it is async-signal-safe. Returns whether the
+    /// protection was changed; a range that is no longer mapped gives
+    /// `false`.
+    ///
+    /// # Safety
+    /// The range must not be memory of anyone else that the new protection
+    /// would expose (it may be unmapped: that is reported, not harmful);
+    /// no reference to it may be used in a way the new protection forbids.
+    unsafe fn protect_raw(ptr: NonNull<u8>, len: usize, access: Access) -> bool;
+
     /// Locks `len` bytes at `ptr` into RAM (no swapping).
     ///
     /// # Safety

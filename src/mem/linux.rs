@@ -31,6 +31,24 @@ fn map_error(operation: &'static str, e: Errno) -> Error {
     }
 }
 
+/// The bare `mprotect` system call, shared by [`Pages::protect`] and the
+/// async-signal-safe [`Pages::protect_raw`]: rustix issues it directly (or
+/// through libc's `mprotect`, itself async-signal-safe), with no allocation
+/// and no lock.
+///
+/// # Safety
+/// As for [`Pages::protect_raw`].
+unsafe fn mprotect(ptr: NonNull<u8>, len: usize, access: Access) -> std::result::Result<(), Errno> {
+    let flags = match access {
+        Access::None => MprotectFlags::empty(),
+        Access::ReadOnly => MprotectFlags::READ,
+        Access::ReadWrite => MprotectFlags::READ | MprotectFlags::WRITE,
+    };
+    // SAFETY: the caller guarantees the range is ours (or unmapped) and that
+    // no reference is used against the new protection.
+    unsafe { mm::mprotect(ptr.as_ptr().cast::<c_void>(), len, flags) }
+}
+
 /// Page operations on Linux.
 pub(crate) struct Linux;
 
@@ -73,15 +91,17 @@ impl Pages for Linux {
     }
 
     unsafe fn protect(ptr: NonNull<u8>, len: usize, access: Access) -> Result<()> {
-        let flags = match access {
-            Access::None => MprotectFlags::empty(),
-            Access::ReadOnly => MprotectFlags::READ,
-            Access::ReadWrite => MprotectFlags::READ | MprotectFlags::WRITE,
-        };
         // SAFETY: the caller guarantees the range lies in one of our mappings
         // and that no reference is used against the new protection.
-        unsafe { mm::mprotect(ptr.as_ptr().cast::<c_void>(), len, flags) }
-            .map_err(|e| map_error("mprotect", e))
+        unsafe { mprotect(ptr, len, access) }.map_err(|e| map_error("mprotect", e))
+    }
+
+    unsafe fn protect_raw(ptr: NonNull<u8>, len: usize, access: Access) -> bool {
+        // SAFETY: the caller guarantees the range is not someone else's
+        // memory and that no reference is used against the new protection.
+        // The error is only looked at, not mapped (map_error allocates and
+        // reads a file, which a signal handler must not).
+        unsafe { mprotect(ptr, len, access) }.is_ok()
     }
 
     unsafe fn lock(ptr: NonNull<u8>, len: usize) -> Result<()> {

@@ -44,6 +44,10 @@ impl Pages for Simulated {
         Ok(())
     }
 
+    unsafe fn protect_raw(_ptr: NonNull<u8>, _len: usize, _access: Access) -> bool {
+        true
+    }
+
     unsafe fn lock(_ptr: NonNull<u8>, _len: usize) -> Result<()> {
         Ok(())
     }
