@@ -257,7 +257,7 @@ const SMALL_TOTAL: usize = 256 * 1024;
 
 fn stream_small_reads<M: Measurement>(c: &mut Criterion<M>) {
     let src = template(SMALL_TOTAL);
-    let sizes = [1usize, 16, 64, 1024, 4096, 8192];
+    let sizes = [1usize, 16, 64, 1024, 4096, 8192, 16384];
 
     // Check once, outside the timing, that every way gives the bytes back.
     for buf_len in sizes {

@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::buffer::LockedBuffer;
 use crate::enclave::Enclave;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::mem::wipe_bytes;
 
 /// The default chunk size: 16 KiB.
@@ -18,18 +18,35 @@ pub const DEFAULT_CHUNK_SIZE: usize = 16 * 1024;
 ///
 /// Writing seals the data as it comes, in chunks of at most
 /// [`chunk_size`](Stream::chunk_size) bytes (each `write` call is cut into
-/// chunks of its own; nothing is buffered in plaintext). Reading opens the
-/// oldest chunks straight into the reader's buffer, with no guarded
-/// allocation. If the buffer is smaller than a chunk, only the part that fits
-/// is decrypted (after the whole chunk is authenticated) and the remainder
-/// stays sealed at the front.
+/// chunks of its own; nothing is buffered in plaintext).
+///
+/// Reading takes whole chunks by decrypting them straight into the reader's
+/// buffer, with no guarded allocation. A read that wants only part of a
+/// chunk opens that whole chunk once into a guarded [`LockedBuffer`] which
+/// stays at the front of the queue: this read and the following ones copy
+/// from it, until it is used up and dropped (which wipes it). So each chunk
+/// is authenticated and decrypted once, whatever the read size, and its
+/// plaintext is only ever in guarded memory or in the reader's buffer. If no
+/// guarded memory can be had (`RLIMIT_MEMLOCK` used up, say), the part read
+/// is decrypted straight into the reader's buffer instead, after
+/// authenticating the whole chunk again for each such read (slower, but it
+/// needs no allocation). The opened front chunk counts in [`len`](Stream::len)
+/// and [`chunk_count`](Stream::chunk_count) like a sealed one, and holds at
+/// most [`chunk_size`](Stream::chunk_size) bytes of locked memory.
 ///
 /// `Stream` is `Send + Sync`, and `Read`/`Write` are implemented for
 /// `&Stream` too, so one thread can write while another reads.
 ///
-/// After [`purge`](crate::purge) the queued chunks cannot be opened: reads
-/// fail with `ErrorKind::InvalidData` wrapping [`Error::DecryptionFailed`](crate::Error::DecryptionFailed),
-/// and the chunks stay queued.
+/// A chunk that fails to authenticate can never be read: after
+/// [`purge`](crate::purge) the key it was sealed under is gone (and an
+/// opened front chunk is destroyed with every other buffer), or its sealed
+/// form was altered. Such chunks do not block the stream: the first
+/// [`read`](io::Read::read), [`next_chunk`](Stream::next_chunk) or
+/// [`drain`](Stream::drain) that meets them fails once with
+/// [`Error::DecryptionFailed`] (for `io::Read`, `ErrorKind::InvalidData`
+/// wrapping it) and drops them from the queue; what was written after them
+/// is read as usual by the next call. Each method's docs say exactly which
+/// chunks it drops.
 ///
 /// ```
 /// use std::io::{Read, Write};
@@ -50,24 +67,167 @@ pub struct Stream {
 
 struct Queue {
     chunks: VecDeque<Chunk>,
+    /// The unread bytes of all the chunks.
     len: usize,
 }
 
-/// One sealed chunk, of which the first `consumed` bytes were read already.
+/// One chunk, of which the first `consumed` of `len` bytes were read.
 struct Chunk {
-    sealed: Enclave,
+    body: Body,
+    /// Kept here: an opened buffer's own length reads 0 once it is destroyed.
+    len: usize,
     consumed: usize,
 }
 
+enum Body {
+    /// As written. `consumed` is 0 unless a partial read could not get
+    /// guarded memory and decrypted its part directly.
+    Sealed(Enclave),
+    /// Opened by a read that wanted only part of the chunk; only ever the
+    /// front chunk. Mutable (never frozen): freezing would cost two
+    /// `mprotect` calls per chunk, and nothing else can reach it.
+    Opened(LockedBuffer),
+}
+
+/// Authenticates `sealed` whole, then decrypts `dst.len()` bytes from
+/// `offset` into `dst`; every chunk authentication of a stream goes through
+/// here (tests count them).
+fn open_range(sealed: &Enclave, offset: usize, dst: &mut [u8]) -> Result<()> {
+    #[cfg(test)]
+    tests::OPENS.with(|n| n.set(n.get() + 1));
+    sealed.open_range_to_slice(offset, dst)
+}
+
 impl Chunk {
-    /// Bytes not read yet.
-    fn remaining(&self) -> usize {
-        self.sealed.len() - self.consumed
+    fn sealed(sealed: Enclave) -> Chunk {
+        Chunk {
+            len: sealed.len(),
+            body: Body::Sealed(sealed),
+            consumed: 0,
+        }
     }
 
-    /// Decrypts the next `dst.len()` unread bytes into `dst`.
-    fn open_next(&self, dst: &mut [u8]) -> Result<()> {
-        self.sealed.open_range_to_slice(self.consumed, dst)
+    /// Bytes not read yet.
+    fn remaining(&self) -> usize {
+        self.len - self.consumed
+    }
+
+    /// Puts the next `dst.len()` unread bytes into `dst`, without taking
+    /// them. Fails with [`Error::DecryptionFailed`] when they can never be
+    /// read; `dst` is untouched on failure.
+    fn copy_to(&self, dst: &mut [u8]) -> Result<()> {
+        match &self.body {
+            Body::Sealed(sealed) => open_range(sealed, self.consumed, dst),
+            Body::Opened(buf) => {
+                // Empty once a purge destroyed the buffer: its bytes are gone.
+                let bytes = buf.bytes();
+                let src = self
+                    .consumed
+                    .checked_add(dst.len())
+                    .and_then(|end| bytes.get(self.consumed..end))
+                    .ok_or(Error::DecryptionFailed)?;
+                dst.copy_from_slice(src);
+                Ok(())
+            }
+        }
+    }
+
+    /// Takes the next bytes into `dst`, as many as fit: opens the chunk
+    /// into guarded memory first when they are not all of it.
+    fn read(&mut self, dst: &mut [u8]) -> Result<usize> {
+        let n = self.remaining().min(dst.len());
+        if n < self.remaining() {
+            self.open()?;
+        }
+        self.copy_to(&mut dst[..n])?;
+        self.consumed += n;
+        Ok(n)
+    }
+
+    /// Opens the unread part of a sealed chunk into a new guarded buffer,
+    /// which replaces the sealed form. Without guarded memory the chunk
+    /// stays sealed, and `Ok` is returned all the same.
+    fn open(&mut self) -> Result<()> {
+        let Body::Sealed(sealed) = &self.body else {
+            return Ok(());
+        };
+        let rest = self.remaining();
+        let Ok(mut buf) = LockedBuffer::new(rest) else {
+            return Ok(());
+        };
+        {
+            // Only a purge that ran since `new` can refuse this, and then
+            // the key is gone too: the chunk fails as it stays sealed.
+            let Ok(mut dst) = buf.bytes_mut() else {
+                return Ok(());
+            };
+            open_range(sealed, self.consumed, &mut dst)?;
+        }
+        *self = Chunk {
+            body: Body::Opened(buf),
+            len: rest,
+            consumed: 0,
+        };
+        Ok(())
+    }
+
+    /// Whether the chunk can still be read. Authenticates a sealed chunk
+    /// (decrypting nothing).
+    fn authenticates(&self) -> bool {
+        match &self.body {
+            Body::Sealed(sealed) => {
+                !matches!(open_range(sealed, 0, &mut []), Err(Error::DecryptionFailed))
+            }
+            Body::Opened(buf) => buf.is_alive(),
+        }
+    }
+}
+
+impl Queue {
+    /// Drops the front chunk, which failed with [`Error::DecryptionFailed`],
+    /// and the chunks after it up to the first one that authenticates.
+    fn drop_failed_front(&mut self) {
+        if let Some(failed) = self.chunks.pop_front() {
+            self.len -= failed.remaining();
+        }
+        while let Some(front) = self.chunks.front() {
+            if front.authenticates() {
+                break;
+            }
+            self.len -= front.remaining();
+            self.chunks.pop_front();
+        }
+    }
+
+    /// Reads into `buf`: whole chunks while they fit, then part of the next.
+    ///
+    /// When a chunk fails, the bytes read before it are returned and the
+    /// chunk stays queued, so the next call reports it; with nothing read,
+    /// it and the failing chunks after it are dropped and the error returned.
+    fn pull(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
+            match front.read(&mut buf[done..]) {
+                Ok(n) => {
+                    done += n;
+                    self.len -= n;
+                    if front.remaining() == 0 {
+                        self.chunks.pop_front();
+                    }
+                }
+                Err(_) if done > 0 => break,
+                Err(e) => {
+                    if matches!(e, Error::DecryptionFailed) {
+                        self.drop_failed_front();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(done)
     }
 }
 
@@ -103,7 +263,8 @@ impl Stream {
         self.chunk_size
     }
 
-    /// The number of bytes queued.
+    /// The number of bytes queued and not read yet (those of chunks that
+    /// will fail included, until a read drops them).
     pub fn len(&self) -> usize {
         self.queue().len
     }
@@ -113,44 +274,90 @@ impl Stream {
         self.len() == 0
     }
 
-    /// The number of sealed chunks queued.
+    /// The number of chunks queued, the partly read one at the front
+    /// included.
     pub fn chunk_count(&self) -> usize {
         self.queue().chunks.len()
     }
 
-    /// Takes the oldest chunk out, opened into a frozen [`LockedBuffer`];
-    /// `None` when the stream is empty.
+    /// Takes the oldest chunk out (its unread part, if a read took some of
+    /// it), opened into a frozen [`LockedBuffer`]; `None` when the stream is
+    /// empty.
     ///
-    /// On failure (the key was purged: [`Error::DecryptionFailed`](crate::Error::DecryptionFailed)) the
-    /// chunk stays queued.
+    /// When that chunk fails to authenticate (its key was purged, or it was
+    /// altered), it is dropped, and so are the chunks right after it that
+    /// fail too, up to the first one that authenticates; the call returns
+    /// [`Error::DecryptionFailed`], and the next one returns that chunk. On
+    /// any other failure (no guarded memory, say) nothing is taken out.
+    ///
+    /// ```
+    /// use std::io::Write;
+    ///
+    /// let mut s = memguard::Stream::with_chunk_size(4);
+    /// s.write_all(b"abcdef")?;
+    /// let first = s.next_chunk()?.expect("a chunk");
+    /// assert!(first.equal_to(b"abcd"));
+    /// assert_eq!(s.len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn next_chunk(&mut self) -> Result<Option<LockedBuffer>> {
         let mut q = self.queue();
         let Some(front) = q.chunks.front() else {
             return Ok(None);
         };
-        let mut opened = LockedBuffer::new(front.remaining())?;
-        front.open_next(&mut opened.bytes_mut()?)?;
+        let n = front.remaining();
+        let mut opened = LockedBuffer::new(n)?;
+        let copied = front.copy_to(&mut opened.bytes_mut()?);
+        if let Err(e) = copied {
+            if matches!(e, Error::DecryptionFailed) {
+                q.drop_failed_front();
+            }
+            return Err(e);
+        }
         opened.freeze()?;
-        q.len -= opened.len();
+        q.len -= n;
         q.chunks.pop_front();
         Ok(Some(opened))
     }
 
     /// Takes everything queued out, opened into one frozen [`LockedBuffer`].
     ///
-    /// An empty stream gives [`Error::NullBuffer`](crate::Error::NullBuffer). On failure nothing is
-    /// taken out.
+    /// An empty stream gives [`Error::NullBuffer`](crate::Error::NullBuffer).
+    ///
+    /// Every chunk is opened. If some fail to authenticate (their key was
+    /// purged, or they were altered), all of those are dropped, wherever they
+    /// are in the queue, the chunks that opened stay queued, and the call
+    /// returns [`Error::DecryptionFailed`]; the next `drain` returns the
+    /// rest. On any other failure (no guarded memory, say) nothing is taken
+    /// out.
     pub fn drain(&mut self) -> Result<LockedBuffer> {
         let mut q = self.queue();
         let mut all = LockedBuffer::new(q.len)?;
+        let mut failed = Vec::new();
         {
             let mut out = all.bytes_mut()?;
             let mut at = 0;
-            for chunk in &q.chunks {
+            for (index, chunk) in q.chunks.iter().enumerate() {
                 let n = chunk.remaining();
-                chunk.open_next(&mut out[at..at + n])?;
+                match chunk.copy_to(&mut out[at..at + n]) {
+                    Ok(()) => {}
+                    Err(Error::DecryptionFailed) => failed.push(index),
+                    Err(e) => return Err(e),
+                }
                 at += n;
             }
+        }
+        if !failed.is_empty() {
+            // `all` is wiped as it is dropped.
+            let mut index = 0;
+            let mut failed = failed.into_iter().peekable();
+            q.chunks.retain(|_| {
+                let keep = failed.next_if_eq(&index).is_none();
+                index += 1;
+                keep
+            });
+            q.len = q.chunks.iter().map(Chunk::remaining).sum();
+            return Err(Error::DecryptionFailed);
         }
         all.freeze()?;
         q.chunks.clear();
@@ -180,44 +387,12 @@ impl Stream {
     fn push(&self, data: &[u8]) -> Result<()> {
         let sealed = data
             .chunks(self.chunk_size)
-            .map(|part| {
-                Enclave::seal_bytes(part).map(|sealed| Chunk {
-                    sealed,
-                    consumed: 0,
-                })
-            })
+            .map(|part| Enclave::seal_bytes(part).map(Chunk::sealed))
             .collect::<Result<Vec<_>>>()?;
         let mut q = self.queue();
         q.len += data.len();
         q.chunks.extend(sealed);
         Ok(())
-    }
-
-    /// Reads into `buf`: whole chunks while they fit, then part of the next.
-    fn pull(&self, buf: &mut [u8]) -> Result<usize> {
-        let mut q = self.queue();
-        let mut done = 0;
-        while done < buf.len() {
-            let Some(front) = q.chunks.front_mut() else {
-                break;
-            };
-            let n = front.remaining().min(buf.len() - done);
-            if let Err(e) = front.open_next(&mut buf[done..done + n]) {
-                // What was already read is returned; the error comes back on
-                // the next read, with the failing chunk still queued.
-                if done > 0 {
-                    break;
-                }
-                return Err(e);
-            }
-            done += n;
-            front.consumed += n;
-            if front.remaining() == 0 {
-                q.chunks.pop_front();
-            }
-            q.len -= n;
-        }
-        Ok(done)
     }
 
     fn queue(&self) -> MutexGuard<'_, Queue> {
@@ -232,6 +407,7 @@ impl Default for Stream {
     }
 }
 
+/// Shows the lengths, never the contents (nor whether a chunk is opened).
 impl fmt::Debug for Stream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let q = self.queue();
@@ -268,28 +444,76 @@ impl io::Write for Stream {
     }
 }
 
-/// Opens the oldest chunks into the caller's buffer; `Ok(0)` at the end.
-/// After a purge, `ErrorKind::InvalidData` wrapping
-/// [`Error::DecryptionFailed`](crate::Error::DecryptionFailed), with nothing taken out.
+/// Takes the oldest bytes into the caller's buffer; `Ok(0)` at the end.
+///
+/// `read` fills the buffer from as many chunks as it needs, under one lock.
+/// When a chunk fails to authenticate (see [`Stream`]), a read that already
+/// copied bytes returns them and leaves that chunk queued; a read that copied
+/// nothing drops it, and the failing chunks right after it, up to the first
+/// one that authenticates, and returns `ErrorKind::InvalidData` wrapping
+/// [`Error::DecryptionFailed`], with nothing written into the buffer. The
+/// next read goes on with the data written after them.
+///
+/// `read_to_end` reserves room for everything queued at once (so that the
+/// `Vec` is not grown, leaving copies of the plaintext behind, while it
+/// reads) and decrypts whole chunks straight into it; on a failing chunk it
+/// returns the error as above, with the bytes before that chunk appended.
 impl io::Read for &Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        Ok(self.pull(buf)?)
+        Ok(self.queue().pull(buf)?)
+    }
+
+    fn read_to_end(&mut self, out: &mut Vec<u8>) -> io::Result<usize> {
+        let start = out.len();
+        loop {
+            let mut q = self.queue();
+            let at = out.len();
+            if q.len == 0 {
+                return Ok(at - start);
+            }
+            out.try_reserve_exact(q.len)
+                .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+            out.resize(at + q.len, 0);
+            let pulled = q.pull(&mut out[at..]);
+            drop(q);
+            match pulled {
+                Ok(n) => {
+                    out.truncate(at + n);
+                    if n == 0 {
+                        return Ok(at - start);
+                    }
+                }
+                Err(e) => {
+                    out.truncate(at);
+                    return Err(e.into());
+                }
+            }
+        }
     }
 }
 
-/// Opens the oldest chunks into the caller's buffer; see the impl for
+/// Takes the oldest bytes into the caller's buffer; see the impl for
 /// `&Stream`.
 impl io::Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         (&*self).read(buf)
+    }
+
+    fn read_to_end(&mut self, out: &mut Vec<u8>) -> io::Result<usize> {
+        (&*self).read_to_end(out)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Error;
+    use std::cell::Cell;
     use std::io::{Read, Write};
+
+    thread_local! {
+        /// Chunk authentications made on this thread (see `open_range`).
+        pub(super) static OPENS: Cell<usize> = const { Cell::new(0) };
+    }
 
     fn pattern(n: usize) -> Vec<u8> {
         (0..n).map(|i| (i * 31 % 251) as u8).collect()
@@ -338,7 +562,7 @@ mod tests {
     }
 
     #[test]
-    fn partial_read_keeps_the_rest_sealed_at_the_front() {
+    fn partial_read_keeps_the_rest_at_the_front() {
         let mut s = Stream::with_chunk_size(10);
         s.write_all(b"0123456789abcdefghij").unwrap();
         let mut three = [0u8; 3];
