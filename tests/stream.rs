@@ -492,9 +492,9 @@ fn a_purge_in_the_middle_of_a_partly_read_chunk() {
         let s = Stream::new();
         (&s).write_all(&before).unwrap();
         let mut one = [0u8; 1];
-        for i in 0..100 {
+        for &expected in &before[..100] {
             (&s).read_exact(&mut one).unwrap();
-            assert_eq!(one[0], before[i]);
+            assert_eq!(one[0], expected);
         }
         assert_eq!((s.len(), s.chunk_count()), (39_900, 3));
         memguard::purge();
@@ -649,7 +649,7 @@ fn move_from_wipes_the_source_and_write_does_not() {
 }
 
 #[test]
-fn a_partial_read_keeps_the_rest_sealed_at_the_front() {
+fn a_partial_read_keeps_the_rest_at_the_front() {
     let _serial = serial();
     let mut s = Stream::with_chunk_size(10);
     s.write_all(b"0123456789abcdefghijKLMNO").unwrap();
