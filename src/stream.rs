@@ -28,9 +28,10 @@ pub const DEFAULT_CHUNK_SIZE: usize = 16 * 1024;
 /// it). A read that wants half or more of it (but not all) decrypts its part
 /// straight into the reader's buffer, authenticating the whole chunk for it:
 /// the next read of that size takes the rest. So small reads cost about the
-/// same per byte as large ones (a chunk is authenticated once, or twice when
-/// read in pieces of more than half a chunk), and the plaintext is only ever
-/// in guarded memory or in the reader's buffer. If no guarded memory can be
+/// same per byte as large ones (a chunk is authenticated once when read in
+/// pieces smaller than half of it, at most twice for any fixed read size),
+/// and the plaintext is only ever in guarded memory or in the reader's
+/// buffer. If no guarded memory can be
 /// had (`RLIMIT_MEMLOCK` used up, say), small reads decrypt straight into the
 /// reader's buffer too (slower: the whole chunk is authenticated for each
 /// one). The opened front chunk counts in [`len`](Stream::len) and
