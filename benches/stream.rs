@@ -35,11 +35,16 @@
 //!
 //! Group `stream_small_reads` (`Throughput::Bytes(256 KiB)`): a 256 KiB
 //! stream of 16 KiB chunks, filled in the setup (not timed), read to the end
-//! with read buffers of 1, 16, 64, 1024, 4096 and 8192 bytes
+//! with read buffers of 1, 16, 64, 1024, 4096, 8192 and 16384 bytes
 //! (`read_buf_<n>`), and with `io::Read::read_to_end` into a `Vec` whose
-//! capacity is kept from one iteration to the next (`read_to_end`). Target
+//! capacity is kept from one iteration to the next (`read_to_end`: Stream's
+//! own, which reserves the queued length and decrypts every chunk straight
+//! into the `Vec` under one lock). Target
 //! (issue 11, point 10): every buffer size within 3x of `read_to_end` per
-//! byte.
+//! byte. Beside them, the floor of a 1-byte read, 256 Ki times:
+//! `floor_1b_lock_borrow_copy` locks a mutex, borrows a 256 KiB
+//! `LockedBuffer` (`bytes()`), copies one byte and releases both, per byte;
+//! `floor_1b_lock_copy` the same without the borrow, from ordinary memory.
 //!
 //! Target (from the issue): `stream_write_*` and `stream_read_16k_buf`
 //! (and `_64k_buf`) each at least 0.8x the throughput of `raw_seal_16k_chunks`
@@ -296,6 +301,39 @@ fn stream_small_reads<M: Measurement>(c: &mut Criterion<M>) {
             )
         });
     }
+    // The floor of a 1-byte read: per byte, lock a mutex, borrow a guarded
+    // buffer (a `Ref`), copy the byte, release both. What `Stream::read`
+    // does on top: the `Read` call, finding the front chunk, the length
+    // bookkeeping.
+    let opened = {
+        let mut copy = src.clone();
+        memguard::LockedBuffer::from_bytes(&mut copy).expect("LockedBuffer")
+    };
+    g.bench_function("floor_1b_lock_borrow_copy", |b| {
+        let at = std::sync::Mutex::new(0usize);
+        let mut byte = [0u8; 1];
+        b.iter(|| {
+            for _ in 0..SMALL_TOTAL {
+                let mut at = at.lock().expect("lock");
+                let bytes = opened.bytes();
+                byte.copy_from_slice(&bytes[*at..*at + 1]);
+                *at = (*at + 1) % SMALL_TOTAL;
+                black_box(&byte);
+            }
+        })
+    });
+    g.bench_function("floor_1b_lock_copy", |b| {
+        let at = std::sync::Mutex::new(0usize);
+        let mut byte = [0u8; 1];
+        b.iter(|| {
+            for _ in 0..SMALL_TOTAL {
+                let mut at = at.lock().expect("lock");
+                byte.copy_from_slice(&src[*at..*at + 1]);
+                *at = (*at + 1) % SMALL_TOTAL;
+                black_box(&byte);
+            }
+        })
+    });
     g.bench_function("read_to_end", |b| {
         let mut out = Vec::with_capacity(SMALL_TOTAL);
         b.iter_batched(
