@@ -31,12 +31,12 @@ pub const DEFAULT_CHUNK_SIZE: usize = 16 * 1024;
 /// same per byte as large ones (a chunk is authenticated once when read in
 /// pieces smaller than half of it, at most twice for any fixed read size),
 /// and the plaintext is only ever in guarded memory or in the reader's
-/// buffer. If no guarded memory can be
-/// had (`RLIMIT_MEMLOCK` used up, say), small reads decrypt straight into the
-/// reader's buffer too (slower: the whole chunk is authenticated for each
-/// one). The opened front chunk counts in [`len`](Stream::len) and
-/// [`chunk_count`](Stream::chunk_count) like a sealed one, and holds at most
-/// [`chunk_size`](Stream::chunk_size) bytes of locked memory.
+/// buffer. If no guarded memory can be had (`RLIMIT_MEMLOCK` used up, say),
+/// small reads decrypt straight into the reader's buffer too (slower: the
+/// whole chunk is authenticated for each one). The opened front chunk counts
+/// in [`len`](Stream::len) and [`chunk_count`](Stream::chunk_count) like a
+/// sealed one, and holds at most [`chunk_size`](Stream::chunk_size) bytes of
+/// locked memory.
 ///
 /// `Stream` is `Send + Sync`, and `Read`/`Write` are implemented for
 /// `&Stream` too, so one thread can write while another reads.
@@ -87,8 +87,8 @@ enum Body {
     /// As written. `consumed` is not 0 when a read took half or more of it,
     /// or could not get guarded memory, and decrypted its part directly.
     Sealed(Enclave),
-    /// Opened by a read that wanted only part of the chunk; only ever the
-    /// front chunk. Mutable (never frozen): freezing would cost two
+    /// Opened by a read that wanted less than half of what was left of it;
+    /// only ever the front chunk. Mutable (never frozen): freezing would cost two
     /// `mprotect` calls per chunk, and nothing else can reach it.
     Opened(LockedBuffer),
 }
