@@ -33,6 +33,19 @@
 //! - `stream_read_64k_buf`: the same with a 64 KiB buffer: four chunks per
 //!   `read`.
 //!
+//! Group `stream_small_reads` (`Throughput::Bytes(256 KiB)`): a 256 KiB
+//! stream of 16 KiB chunks, filled in the setup (not timed), read to the end
+//! with read buffers of 1, 16, 64, 1024, 4096, 8192 and 16384 bytes
+//! (`read_buf_<n>`), and with `io::Read::read_to_end` into a `Vec` whose
+//! capacity is kept from one iteration to the next (`read_to_end`: Stream's
+//! own, which reserves the queued length and decrypts every chunk straight
+//! into the `Vec` under one lock). Target
+//! (issue 11, point 10): every buffer size within 3x of `read_to_end` per
+//! byte. Beside them, the floor of a 1-byte read, 256 Ki times:
+//! `floor_1b_lock_borrow_copy` locks a mutex, borrows a 256 KiB
+//! `LockedBuffer` (`bytes()`), copies one byte and releases both, per byte;
+//! `floor_1b_lock_copy` the same without the borrow, from ordinary memory.
+//!
 //! Target (from the issue): `stream_write_*` and `stream_read_16k_buf`
 //! (and `_64k_buf`) each at least 0.8x the throughput of `raw_seal_16k_chunks`
 //! and `raw_open_16k_chunks` respectively.
@@ -244,6 +257,100 @@ fn stream<M: Measurement>(c: &mut Criterion<M>) {
     g.finish();
 }
 
+/// The stream read in `stream_small_reads`: 256 KiB, 16 chunks.
+const SMALL_TOTAL: usize = 256 * 1024;
+
+fn stream_small_reads<M: Measurement>(c: &mut Criterion<M>) {
+    let src = template(SMALL_TOTAL);
+    let sizes = [1usize, 16, 64, 1024, 4096, 8192, 16384];
+
+    // Check once, outside the timing, that every way gives the bytes back.
+    for buf_len in sizes {
+        let s = filled_stream(&src);
+        let mut out = Vec::with_capacity(SMALL_TOTAL);
+        let mut buf = vec![0u8; buf_len];
+        let mut r = &s;
+        loop {
+            let n = r.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(out, src, "read buffer {buf_len}");
+    }
+    let mut all = Vec::new();
+    (&filled_stream(&src))
+        .read_to_end(&mut all)
+        .expect("read_to_end");
+    assert_eq!(all, src);
+
+    let mut g = c.benchmark_group("stream_small_reads");
+    g.throughput(Throughput::Bytes(SMALL_TOTAL as u64));
+    for buf_len in sizes {
+        g.bench_function(format!("read_buf_{buf_len}"), |b| {
+            let mut buf = vec![0u8; buf_len];
+            b.iter_batched(
+                || filled_stream(&src),
+                |s| {
+                    let n = read_to_end(&s, &mut buf);
+                    assert_eq!(n, SMALL_TOTAL);
+                    s
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    // The floor of a 1-byte read: per byte, lock a mutex, borrow a guarded
+    // buffer (a `Ref`), copy the byte, release both. What `Stream::read`
+    // does on top: the `Read` call, finding the front chunk, the length
+    // bookkeeping.
+    let opened = {
+        let mut copy = src.clone();
+        memguard::LockedBuffer::from_bytes(&mut copy).expect("LockedBuffer")
+    };
+    g.bench_function("floor_1b_lock_borrow_copy", |b| {
+        let at = std::sync::Mutex::new(0usize);
+        let mut byte = [0u8; 1];
+        b.iter(|| {
+            for _ in 0..SMALL_TOTAL {
+                let mut at = at.lock().expect("lock");
+                let bytes = opened.bytes();
+                byte.copy_from_slice(&bytes[*at..*at + 1]);
+                *at = (*at + 1) % SMALL_TOTAL;
+                black_box(&byte);
+            }
+        })
+    });
+    g.bench_function("floor_1b_lock_copy", |b| {
+        let at = std::sync::Mutex::new(0usize);
+        let mut byte = [0u8; 1];
+        b.iter(|| {
+            for _ in 0..SMALL_TOTAL {
+                let mut at = at.lock().expect("lock");
+                byte.copy_from_slice(&src[*at..*at + 1]);
+                *at = (*at + 1) % SMALL_TOTAL;
+                black_box(&byte);
+            }
+        })
+    });
+    g.bench_function("read_to_end", |b| {
+        let mut out = Vec::with_capacity(SMALL_TOTAL);
+        b.iter_batched(
+            || filled_stream(&src),
+            |s| {
+                out.clear();
+                let n = (&s).read_to_end(&mut out).expect("read_to_end");
+                assert_eq!(n, SMALL_TOTAL);
+                black_box(&out);
+                s
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(20)
@@ -303,10 +410,12 @@ fn main() {
             .with_measurement(ThreadCpuTime)
             .configure_from_args();
         stream(&mut c);
+        stream_small_reads(&mut c);
         c.final_summary();
     } else {
         let mut c = config().configure_from_args();
         stream(&mut c);
+        stream_small_reads(&mut c);
         c.final_summary();
     }
 }
