@@ -472,31 +472,10 @@ extern "C" fn stage_exit() {
     }
 }
 
-/// The child: secret in from the pipe, through every stage, out through
-/// `safe_exit`.
-fn plaintext_child(scenario: &str) -> ! {
-    let (source, len) = Source::parse(scenario);
-    // SAFETY: registers a function that lives as long as the program.
-    assert_eq!(unsafe { libc::atexit(stage_exit) }, 0, "atexit");
-    // std's Stdin is buffered: reading the secret through it would leave a
-    // copy in its heap buffer. A dup of fd 0 as a File reads with read(2)
-    // straight into the destination.
-    let mut input = File::from(
-        std::io::stdin()
-            .as_fd()
-            .try_clone_to_owned()
-            .expect("dup fd 0"),
-    );
-    let mut buf = match source {
-        Source::Unbuffered => LockedBuffer::from_reader(&mut input, len),
-        Source::Line => LockedBuffer::from_reader_until(&mut input, b'\n'),
-    }
-    .expect("read the secret");
-    assert_eq!(buf.len(), len, "the secret's length");
-
-    // The positive control: the secret XOR 0x5a, made inside guarded
-    // memory (so the plain secret never passes through ordinary memory),
-    // copied into an ordinary Vec, and the buffer turned back.
+/// The positive control: the secret XOR 0x5a, made inside guarded memory
+/// (so the plain secret never passes through ordinary memory), copied into
+/// an ordinary Vec, and the buffer turned back (and frozen).
+fn control_copy(buf: &mut LockedBuffer) -> Vec<u8> {
     buf.melt().expect("melt");
     for b in buf.bytes_mut().expect("writable").iter_mut() {
         *b ^= CONTROL_XOR;
@@ -506,6 +485,36 @@ fn plaintext_child(scenario: &str) -> ! {
         *b ^= CONTROL_XOR;
     }
     buf.freeze().expect("freeze");
+    control
+}
+
+/// The child's stdin as an unbuffered `File`. std's Stdin is buffered:
+/// reading the secret through it would leave a copy in its heap buffer. A
+/// dup of fd 0 as a File reads with read(2) straight into the destination.
+fn unbuffered_stdin() -> File {
+    File::from(
+        std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .expect("dup fd 0"),
+    )
+}
+
+/// The child: secret in from the pipe, through every stage, out through
+/// `safe_exit`.
+fn plaintext_child(scenario: &str) -> ! {
+    let (source, len) = Source::parse(scenario);
+    // SAFETY: registers a function that lives as long as the program.
+    assert_eq!(unsafe { libc::atexit(stage_exit) }, 0, "atexit");
+    let mut input = unbuffered_stdin();
+    let mut buf = match source {
+        Source::Unbuffered => LockedBuffer::from_reader(&mut input, len),
+        Source::Line => LockedBuffer::from_reader_until(&mut input, b'\n'),
+    }
+    .expect("read the secret");
+    assert_eq!(buf.len(), len, "the secret's length");
+
+    let control = control_copy(&mut buf);
 
     let sealed = buf.seal().expect("seal");
     child_stage("sealed", &mut input);
@@ -698,6 +707,138 @@ fn readme_quick_start_leaves_no_plaintext_behind() {
         Source::Line,
         64,
     );
+}
+
+// ---------------------------------------------------------------------------
+// 1b. Exit paths wipe buffers that are still borrowed
+// ---------------------------------------------------------------------------
+
+/// How the child leaves with its secret still borrowed.
+const EXIT_SCENARIOS: [(&str, i32); 3] = [
+    // A `Ref` alive on the calling thread when `safe_exit` runs.
+    ("guard", 0),
+    // A guard leaked with `std::mem::forget`, then a plain purge, then
+    // `safe_exit`.
+    ("forgotten", 0),
+    // A guard held on another thread when a signal `catch_signal` caught
+    // arrives (the normal case: the key is in use).
+    ("signal", 1),
+];
+
+/// The child: the secret read into a buffer, borrowed, and then the exit.
+fn borrowed_exit_child(scenario: &str) -> ! {
+    // SAFETY: registers a function that lives as long as the program.
+    assert_eq!(unsafe { libc::atexit(stage_exit) }, 0, "atexit");
+    let mut input = unbuffered_stdin();
+    let mut buf = LockedBuffer::from_reader(&mut input, 64).expect("read the secret");
+    let control = control_copy(&mut buf);
+    let buf: &'static LockedBuffer = Box::leak(Box::new(buf));
+    match scenario {
+        "guard" => {
+            let guard = buf.bytes();
+            child_stage("borrowed", &mut input);
+            std::hint::black_box((&guard, &control));
+            memguard::safe_exit(0)
+        }
+        "forgotten" => {
+            std::mem::forget(buf.bytes());
+            memguard::purge();
+            assert!(!buf.is_alive());
+            child_stage("borrowed", &mut input);
+            std::hint::black_box(&control);
+            memguard::safe_exit(0)
+        }
+        "signal" => {
+            memguard::catch_signal(|_| {}, &[libc::SIGTERM]).expect("catch SIGTERM");
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let guard = buf.bytes();
+                tx.send(()).expect("tell the main thread");
+                loop {
+                    std::hint::black_box(&guard);
+                    std::thread::park();
+                }
+            });
+            rx.recv().expect("the reader holds its guard");
+            child_stage("borrowed", &mut input);
+            std::hint::black_box(&control);
+            // SAFETY: raise is always safe to call.
+            unsafe { libc::raise(libc::SIGTERM) };
+            loop {
+                std::thread::park();
+            }
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+/// The parent: the secret is in the child while borrowed (the positive
+/// control that the scan reaches guarded memory), and gone at the last
+/// moment of its exit.
+fn borrowed_exit_parent(test: &str, scenario: &str, code: i32) {
+    let secret = random_secret(64);
+    let control: Vec<u8> = secret.iter().map(|b| b ^ CONTROL_XOR).collect();
+    let mut child = Spawned::spawn(test, scenario, &[]);
+    let pid = child.pid();
+    child.send(&secret);
+    let needles = [
+        scan::Needle {
+            name: "secret",
+            bytes: &secret,
+        },
+        scan::Needle {
+            name: "control (secret ^ 0x5a, in an ordinary Vec)",
+            bytes: &control,
+        },
+    ];
+    for stage in ["borrowed", "exit"] {
+        child.wait_line(&format!("STAGE {stage}"));
+        let s = scan::scan(pid, &needles)
+            .unwrap_or_else(|why| child.fail(&format!("stage {stage}: {why}")));
+        let (found, ctl) = (&s.found[0], &s.found[1]);
+        if ctl.whole.is_empty() {
+            child.fail(&format!(
+                "stage {stage}: positive control failed: the copy in an ordinary Vec was not \
+                 found, so the scan cannot be trusted\n{}",
+                s.summary()
+            ));
+        }
+        match stage {
+            "borrowed" if found.whole.is_empty() => child.fail(&format!(
+                "stage borrowed: the borrowed secret was not found in the child\n{}",
+                s.summary()
+            )),
+            "exit" if !found.is_empty() => child.fail(&format!(
+                "stage exit ({scenario}): {} windows of the borrowed secret are still in the \
+                 child's memory as it exits\n{}",
+                found.hits.len(),
+                s.summary()
+            )),
+            _ => {}
+        }
+        child.send(b"c");
+    }
+    let out = child.finish();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{scenario}: the exit code\n{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn exit_paths_wipe_buffers_that_are_still_borrowed() {
+    const TEST: &str = "exit_paths_wipe_buffers_that_are_still_borrowed";
+    match role(TEST) {
+        Role::Parent => {
+            for (scenario, code) in EXIT_SCENARIOS {
+                borrowed_exit_parent(TEST, scenario, code);
+            }
+        }
+        Role::Child(scenario) => borrowed_exit_child(&scenario),
+        Role::Bystander => {}
+    }
 }
 
 // ---------------------------------------------------------------------------
