@@ -375,6 +375,13 @@ mod tests {
         // before the other two.
         let hole = (0..3).min_by_key(|&k| slots[k]).expect("three slots");
         let code = in_child(|| {
+            // The fork hook made the child forget every slot (what it
+            // inherits is not its own); these three are published again.
+            for (&s, &p) in slots.iter().zip(&pages) {
+                segment(s)[s % SEGMENT]
+                    .addr
+                    .store(p.as_ptr() as usize, Ordering::SeqCst);
+            }
             // SAFETY: one page of our mapping; nothing else in this (single
             // threaded) child uses it or maps anything meanwhile.
             unsafe { libc::munmap(pages[hole].as_ptr().cast(), page) };
@@ -460,12 +467,10 @@ mod tests {
     #[cfg_attr(miri, ignore = "fork and mmap: Miri has no such system calls")]
     fn forget_all_clears_every_slot_and_remove_still_frees_it() {
         let page = mapped(1);
+        // add() also registers the free list to be held across fork, so
+        // the child never finds it taken by another test's thread.
         let i = add(page, Os::page_size()).expect("a free slot");
-        // Held across the fork, so that no other thread of this process
-        // holds it at that instant, and the child's copy can be released.
-        let free = FREE.lock().unwrap_or_else(|p| p.into_inner());
         let code = in_child(move || {
-            drop(free);
             // A wipe on a thread of the parent, at the fork.
             WIPERS.fetch_add(1, Ordering::SeqCst);
             forget_all();
