@@ -53,7 +53,7 @@ fn a_forked_child_never_seals_under_a_known_key() {
         Role::Parent => assert_child_passed(TEST, "seal"),
         Role::Child(_) => {
             // The parent has a session key and an enclave under it.
-            let parent_secret = Enclave::new(&mut *b"the parent's secret".to_vec()).unwrap();
+            let parent_secret = Enclave::new(&mut b"the parent's secret".to_vec()).unwrap();
             let mut sealed_in_children = Vec::new();
             for _ in 0..2 {
                 let mut child = fork(|to_parent| {
@@ -62,7 +62,7 @@ fn a_forked_child_never_seals_under_a_known_key() {
                     if !matches!(parent_secret.open(), Err(Error::DecryptionFailed)) {
                         return 10;
                     }
-                    let Ok(mine) = Enclave::new(&mut *b"sealed in the child".to_vec()) else {
+                    let Ok(mine) = Enclave::new(&mut b"sealed in the child".to_vec()) else {
                         return 11;
                     };
                     match mine.open() {
@@ -129,7 +129,7 @@ fn a_forked_child_drops_inherited_buffers_purges_and_exits() {
             assert!(live >= 3, "frozen, mutable and the session key");
             let child = fork(|_| {
                 // Dead in the child: no borrow, no length, not counted.
-                if frozen.is_alive() || !frozen.bytes().is_empty() || frozen.len() != 0 {
+                if frozen.is_alive() || !frozen.bytes().is_empty() || !frozen.is_empty() {
                     return 20;
                 }
                 if !matches!(mutable.bytes_mut(), Err(Error::Destroyed)) {
@@ -157,7 +157,7 @@ fn a_forked_child_drops_inherited_buffers_purges_and_exits() {
                     _ => return 99,
                 }
                 // The child goes on using memguard.
-                let Ok(fresh) = Enclave::new(&mut *b"made in the child".to_vec()) else {
+                let Ok(fresh) = Enclave::new(&mut b"made in the child".to_vec()) else {
                     return 25;
                 };
                 match fresh.open() {
@@ -379,7 +379,7 @@ fn soak_fork_exec_and_signals_under_load() {
                     // Seal, open, exit; the enclave comes back to be attacked.
                     0 => {
                         let mut child = fork(|to_parent| {
-                            let Ok(e) = Enclave::new(&mut *b"sealed in a child".to_vec()) else {
+                            let Ok(e) = Enclave::new(&mut b"sealed in a child".to_vec()) else {
                                 return 60;
                             };
                             match e.open() {
