@@ -37,6 +37,14 @@ fn slab() -> MutexGuard<'static, Slab> {
 }
 
 fn lock() -> MutexGuard<'static, Slab> {
+    HOOK.call_once(|| {
+        mem::set_wipe_all(destroy_all);
+        mem::hold_across_fork(
+            ForkLock::Registry,
+            || mem::take_into(&HELD, &REGISTRY),
+            || mem::give_back_from(&HELD),
+        );
+    });
     // Nothing panics while the lock is held, but never let a poisoned lock
     // stop a purge.
     REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
@@ -68,14 +76,6 @@ fn settle_fork() {
 
 /// Adds a region; returns its slot for [`unregister`].
 pub(crate) fn register(region: Arc<Region>) -> usize {
-    HOOK.call_once(|| {
-        mem::set_wipe_all(destroy_all);
-        mem::hold_across_fork(
-            ForkLock::Registry,
-            || mem::take_into(&HELD, &REGISTRY),
-            || mem::give_back_from(&HELD),
-        );
-    });
     let mut s = slab();
     s.live += 1;
     match s.free.pop() {

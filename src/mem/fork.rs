@@ -100,7 +100,9 @@ pub(crate) fn hold_across_fork(lock: ForkLock, take: fn(), give_back: fn()) {
 /// Locks `mutex` and keeps the guard in `held` (this thread's).
 pub(crate) fn take_into<T>(held: &'static LocalKey<Held<T>>, mutex: &'static Mutex<T>) {
     let guard = mutex.lock().unwrap_or_else(PoisonError::into_inner);
-    held.with(|h| h.set(Some(guard)));
+    // A thread whose thread-locals are already gone (a fork from a
+    // thread-local destructor) cannot keep it: the guard is dropped at once.
+    let _ = held.try_with(move |h| h.set(Some(guard)));
 }
 
 /// Unlocks what [`take_into`] kept in `held`, if anything (a lock registered

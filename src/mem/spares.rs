@@ -64,12 +64,14 @@ thread_local! {
 }
 
 fn all() -> MutexGuard<'static, Vec<Spare>> {
+    fork_hook();
     SPARES.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The list, or `None` when another thread has it (spares are a shortcut:
 /// nobody waits for them).
 fn try_all() -> Option<MutexGuard<'static, Vec<Spare>>> {
+    fork_hook();
     match SPARES.try_lock() {
         Ok(guard) => Some(guard),
         Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
