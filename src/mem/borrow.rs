@@ -7,6 +7,11 @@
 //! with a request pending (the requester itself when nothing is borrowed).
 //! Exactly one party wins the right to destroy.
 
+// Under `--cfg loom` the word is loom's, so that scripts/loom.sh can check
+// every interleaving of the protocol (see borrow_loom.rs).
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicU64, Ordering};
+#[cfg(not(loom))]
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const READERS: u64 = (1 << 60) - 1;
@@ -29,7 +34,15 @@ pub(crate) struct BorrowState(AtomicU64);
 
 impl BorrowState {
     /// A state with no borrows and no destruction pending.
+    #[cfg(not(loom))]
     pub(crate) const fn new() -> BorrowState {
+        BorrowState(AtomicU64::new(0))
+    }
+
+    /// A state with no borrows and no destruction pending (loom's atomics
+    /// cannot be made in a `const fn`).
+    #[cfg(loom)]
+    pub(crate) fn new() -> BorrowState {
         BorrowState(AtomicU64::new(0))
     }
 
@@ -113,7 +126,13 @@ impl BorrowState {
     }
 }
 
-#[cfg(test)]
+// Every interleaving of readers, a writer, destroy and purge, under loom.
+#[cfg(all(test, loom))]
+#[path = "borrow_loom.rs"]
+mod loom_model;
+
+// Real threads: not under loom, whose atomics work only inside a model.
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
