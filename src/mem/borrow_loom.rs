@@ -213,11 +213,23 @@ fn purge(regions: &[&Model]) {
 /// Runs `f` under every interleaving (no preemption bound, unless
 /// `LOOM_MAX_PREEMPTIONS` sets one) and prints how many loom explored.
 fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
+    check(name, loom::model::Builder::new(), f);
+}
+
+/// As [`model`], but only the interleavings with at most `bound` thread
+/// preemptions, for models too large to check exhaustively.
+fn bounded_model(name: &str, bound: usize, f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(bound);
+    check(name, builder, f);
+}
+
+fn check(name: &str, builder: loom::model::Builder, f: impl Fn() + Sync + Send + 'static) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     // Outside the model: a plain counter of the executions.
     let runs = std::sync::Arc::new(AtomicUsize::new(0));
     let counted = std::sync::Arc::clone(&runs);
-    loom::model::Builder::new().check(move || {
+    builder.check(move || {
         counted.fetch_add(1, Ordering::Relaxed);
         f();
     });
@@ -327,6 +339,30 @@ fn writer_purge_and_reader_on_three_threads() {
         r.join().unwrap();
         m.assert_destroyed_once();
     });
+}
+
+/// Every role at once on five threads (loom's most): two readers, the
+/// writer, a destroy and a purge. Exhaustive would take hours; with at most
+/// two preemptions it is 54,000 interleavings, about 7 s (three: 714,000,
+/// about 100 s).
+#[test]
+fn two_readers_writer_destroy_and_purge_on_five_threads() {
+    bounded_model(
+        "two_readers_writer_destroy_and_purge_on_five_threads (preemption bound 2)",
+        2,
+        || {
+            let m = Model::new();
+            let r1 = spawn(&m, reader);
+            let r2 = spawn(&m, reader);
+            let w = spawn(&m, writer);
+            let d = spawn(&m, Model::destroy);
+            purge(&[&m]);
+            for t in [r1, r2, w, d] {
+                t.join().unwrap();
+            }
+            m.assert_destroyed_once();
+        },
+    );
 }
 
 /// A purge over two regions while one thread holds a guard on the first
