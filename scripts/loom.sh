@@ -8,8 +8,10 @@
 #   scripts/loom.sh
 #
 # Builds the lib's unit tests with --cfg loom in target/loom (loom is a
-# dev-dependency only under that cfg). About 2 minutes on 2 cores from a
-# cold cache, 20-30 s warm. To keep the cold build short, the dependencies
+# dev-dependency only under that cfg). On 2 cores: 1.5-2 minutes from a
+# cold cache (the build 50-90 s, the models 30-45 s), the models alone when
+# warm. Eight models are exhaustive; the five-thread one explores up to two
+# preemptions. To keep the cold build short, the dependencies
 # are built unoptimised and without debug info (the crypto ones are not
 # used by the models), except loom and what it runs on, which do the work.
 set -euo pipefail
