@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Model check of the borrow/destroy/purge protocol with loom: the unit
 # tests in src/mem/borrow_loom.rs run readers, a writer, destroy and purge
-# under every interleaving of their threads (no preemption bound) and fail
-# if a guard sees wiped or unmapped memory, if a reader overlaps the writer
-# or the destroyer, or if a region is destroyed other than exactly once.
+# under every interleaving of their threads and fail if a guard sees wiped
+# or unmapped memory, if a reader overlaps the writer or the destroyer, or
+# if a region is destroyed other than exactly once.
 #
 #   scripts/loom.sh
 #

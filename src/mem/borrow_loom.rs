@@ -1,6 +1,7 @@
 //! A model check of the borrow/destroy/purge protocol: loom runs each
 //! scenario below under every interleaving of its threads (and every
-//! outcome the memory orderings allow), so that a guard seeing wiped or
+//! outcome the memory orderings allow; the five-thread one only with at
+//! most two preemptions), so that a guard seeing wiped or
 //! unmapped memory, a reader overlapping the writer or the destroyer, or a
 //! region destroyed twice or never, fails the test.
 //!
