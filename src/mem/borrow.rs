@@ -7,6 +7,13 @@
 //! with a request pending (the requester itself when nothing is borrowed).
 //! Exactly one party wins the right to destroy.
 
+// In the unit tests built with `--cfg loom` the word is loom's, so that
+// scripts/loom.sh can check every interleaving of the protocol (see
+// borrow_loom.rs). loom is a dev-dependency: other builds with that cfg keep
+// std's atomics and still compile.
+#[cfg(all(test, loom))]
+use loom::sync::atomic::{AtomicU64, Ordering};
+#[cfg(not(all(test, loom)))]
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const READERS: u64 = (1 << 60) - 1;
@@ -29,7 +36,15 @@ pub(crate) struct BorrowState(AtomicU64);
 
 impl BorrowState {
     /// A state with no borrows and no destruction pending.
+    #[cfg(not(all(test, loom)))]
     pub(crate) const fn new() -> BorrowState {
+        BorrowState(AtomicU64::new(0))
+    }
+
+    /// A state with no borrows and no destruction pending (loom's atomics
+    /// cannot be made in a `const fn`).
+    #[cfg(all(test, loom))]
+    pub(crate) fn new() -> BorrowState {
         BorrowState(AtomicU64::new(0))
     }
 
@@ -113,7 +128,13 @@ impl BorrowState {
     }
 }
 
-#[cfg(test)]
+// Every interleaving of readers, a writer, destroy and purge, under loom.
+#[cfg(all(test, loom))]
+#[path = "borrow_loom.rs"]
+mod loom_model;
+
+// Real threads: not under loom, whose atomics work only inside a model.
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
