@@ -532,6 +532,22 @@ fn plaintext_child(scenario: &str) -> ! {
     memguard::safe_exit(0)
 }
 
+/// What the parent scans the child for: the secret, and the positive
+/// control (the secret XOR [`CONTROL_XOR`], kept by the child in an ordinary
+/// Vec), which every scan must find for the scan to be trusted.
+fn secret_and_control<'a>(secret: &'a [u8], control: &'a [u8]) -> [scan::Needle<'a>; 2] {
+    [
+        scan::Needle {
+            name: "secret",
+            bytes: secret,
+        },
+        scan::Needle {
+            name: "control (secret ^ 0x5a, in an ordinary Vec)",
+            bytes: control,
+        },
+    ]
+}
+
 /// The parent: feeds the secret, scans at every stage.
 fn plaintext_parent(test: &str, source: Source, len: usize) {
     let secret = random_secret(len);
@@ -558,16 +574,7 @@ fn plaintext_parent(test: &str, source: Source, len: usize) {
         child.send(b"\n");
     }
 
-    let needles = [
-        scan::Needle {
-            name: "secret",
-            bytes: &secret,
-        },
-        scan::Needle {
-            name: "control (secret ^ 0x5a, in an ordinary Vec)",
-            bytes: &control,
-        },
-    ];
+    let needles = secret_and_control(&secret, &control);
     let mut report = Vec::new();
     for stage in STAGES {
         child.wait_line(&format!("STAGE {stage}"));
@@ -781,16 +788,7 @@ fn borrowed_exit_parent(test: &str, scenario: &str, code: i32) {
     let mut child = Spawned::spawn(test, scenario, &[]);
     let pid = child.pid();
     child.send(&secret);
-    let needles = [
-        scan::Needle {
-            name: "secret",
-            bytes: &secret,
-        },
-        scan::Needle {
-            name: "control (secret ^ 0x5a, in an ordinary Vec)",
-            bytes: &control,
-        },
-    ];
+    let needles = secret_and_control(&secret, &control);
     for stage in ["borrowed", "exit"] {
         child.wait_line(&format!("STAGE {stage}"));
         let s = scan::scan(pid, &needles)
