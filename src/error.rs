@@ -153,6 +153,40 @@ pub enum Error {
     #[error("the operating system's random number generator failed: {0}")]
     Random(String),
 
+    /// The buffer does not hold UTF-8 text, so it has no `str` view.
+    #[error("the buffer does not hold UTF-8 text (the bytes from offset {valid_up_to} on are not valid UTF-8); read it as bytes with try_bytes()")]
+    Utf8 {
+        /// How many bytes at the start are valid UTF-8.
+        valid_up_to: usize,
+    },
+
+    /// An environment variable that was to hold a secret is missing or empty.
+    #[error(
+        "environment variable {name} {reason}; set it to the secret before starting the program"
+    )]
+    EnvVar {
+        /// The variable's name (never its value).
+        name: String,
+        /// What is wrong with it: "is not set" or "is empty".
+        reason: &'static str,
+    },
+
+    /// There is no terminal to prompt on: the process has no controlling
+    /// terminal (run from a service, a pipe or CI), or it could not be set
+    /// up.
+    #[error("no terminal to read the secret from ({source}); pass it another way (a file, a pipe on standard input, or the environment)")]
+    NoTerminal {
+        /// The error from opening or configuring `/dev/tty`.
+        #[source]
+        source: io::Error,
+    },
+
+    /// An empty line was entered where a secret was expected.
+    #[error(
+        "nothing was entered: the line was empty (or input ended); type the secret, then Enter"
+    )]
+    EmptyLine,
+
     /// A system call failed.
     #[error("{operation} failed: {source}")]
     Os {
@@ -246,6 +280,10 @@ impl fmt::Debug for Error {
             Error::HardeningAlreadyApplied => ("HardeningAlreadyApplied", &[]),
             Error::UncatchableSignal { signal } => ("UncatchableSignal", &[("signal", signal)]),
             Error::Random(text) => ("Random", &[("0", text)]),
+            Error::Utf8 { valid_up_to } => ("Utf8", &[("valid_up_to", valid_up_to)]),
+            Error::EnvVar { name, reason } => ("EnvVar", &[("name", name), ("reason", reason)]),
+            Error::NoTerminal { source } => ("NoTerminal", &[("source", source)]),
+            Error::EmptyLine => ("EmptyLine", &[]),
             Error::Os { operation, source } => {
                 ("Os", &[("operation", operation), ("source", source)])
             }
@@ -284,6 +322,8 @@ impl From<Error> for io::Error {
             Error::Io { source, .. } => source.kind(),
             Error::DecryptionFailed => io::ErrorKind::InvalidData,
             Error::Destroyed | Error::Immutable | Error::NullBuffer => io::ErrorKind::InvalidInput,
+            Error::Utf8 { .. } => io::ErrorKind::InvalidData,
+            Error::EnvVar { .. } => io::ErrorKind::NotFound,
             Error::OutOfRange { .. } | Error::Layout { .. } | Error::SizeMismatch { .. } => {
                 io::ErrorKind::InvalidInput
             }

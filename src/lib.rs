@@ -69,6 +69,7 @@ mod coffer;
 mod crypto;
 mod enclave;
 mod error;
+mod interop;
 #[allow(unsafe_code)]
 mod mem;
 mod session;
