@@ -79,6 +79,11 @@ mod stream;
 #[doc = include_str!("../THREAT_MODEL.md")]
 pub mod threat_model {}
 
+// The crates.io README's examples run with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../CRATE_README.md")]
+struct CrateReadme;
+
 pub use buffer::LockedBuffer;
 pub use bytemuck;
 pub use coffer::set_rekey_interval;
