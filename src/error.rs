@@ -382,7 +382,7 @@ impl fmt::Display for Size {
         const UNITS: [&str; 4] = ["bytes", "KiB", "MiB", "GiB"];
         let mut value = self.0;
         let mut unit = 0;
-        while unit < UNITS.len() - 1 && value >= 1024 && value % 1024 == 0 {
+        while unit < UNITS.len() - 1 && value >= 1024 && value.is_multiple_of(1024) {
             value /= 1024;
             unit += 1;
         }
@@ -465,7 +465,7 @@ mod tests {
     #[test]
     fn unwrap_shows_the_advice() {
         let caught = std::panic::catch_unwind(|| {
-            let r: Result<()> = Err(Error::HardeningAlreadyApplied);
+            let r: Result<()> = std::hint::black_box(Err(Error::HardeningAlreadyApplied));
             r.unwrap();
         });
         let payload = caught.expect_err("unwrap of an Err panics");

@@ -381,7 +381,7 @@ pub fn size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes;
     let mut unit = 0;
-    while unit < UNITS.len() - 1 && value >= 1024 && value % 1024 == 0 {
+    while unit < UNITS.len() - 1 && value >= 1024 && value.is_multiple_of(1024) {
         value /= 1024;
         unit += 1;
     }

@@ -37,7 +37,7 @@ fn cast_error<T>(size: usize, e: PodCastError) -> Error {
 /// one thing the caller can change (the alignment follows from it).
 fn check_multiple<T>(len: usize) -> Result<()> {
     let size = std::mem::size_of::<T>();
-    if size == 0 || len % size != 0 {
+    if size == 0 || !len.is_multiple_of(size) {
         return Err(layout_error::<T>(
             len,
             "the length is not a multiple of the element size",
