@@ -230,7 +230,9 @@ pub fn run(json_output: bool) -> ExitCode {
     };
     run("page size", &mut || page_size_check(page));
     run("memlock limit", &mut || memlock_check(page, caps));
-    run("process hardening (child)", &mut || {
+    // The hardening child's result also feeds the dumpable flag and crash
+    // handler rows; the label is the row this step reports.
+    run("core dump limit", &mut || {
         hardening = run_child("hardening", &[]).and_then(|c| c.result());
         core_limit_check(core_here, &hardening)
     });
@@ -243,7 +245,7 @@ pub fn run(json_output: bool) -> ExitCode {
     });
     run("suid_dumpable", &mut || suid_dumpable_check(&pattern));
     run("dumpable flag", &mut || dumpable_check(&hardening));
-    run("ptrace scope", &mut ptrace_check);
+    run("ptrace scope", &mut || ptrace_check(dumpable_after));
     run("swap", &mut swap_check);
     run("memfd_secret", &mut memfd_secret_check);
     run("transparent huge pages", &mut thp_check);
@@ -452,8 +454,10 @@ fn memlock_check(page: usize, caps: Caps) -> Check {
             "memlock limit",
             Kind::System,
             format!(
-                "{limits}; this process has CAP_IPC_LOCK, so the limit does not apply and \
-                 buffers are bounded by RAM only. Under the limit alone: {fits}"
+                "{limits}; ok only because this process has CAP_IPC_LOCK (as root has), so \
+                 the limit does not apply and buffers are bounded by RAM only. A user without \
+                 CAP_IPC_LOCK is held to its own RLIMIT_MEMLOCK (run `memguard doctor` as the \
+                 user the program will run as to see it); under the limit above: {fits}"
             ),
         );
     }
@@ -660,11 +664,39 @@ fn dumpable_check(hardening: &Result<Value, String>) -> Check {
     }
 }
 
-/// The `ptrace scope` check: Yama's `ptrace_scope`.
-fn ptrace_check() -> Check {
+/// The `ptrace scope` check: Yama's `ptrace_scope`. Where Yama allows
+/// attaching but a hardened child showed the dumpable flag cleared
+/// (`dumpable_after` = 0), the flag already refuses tracers without
+/// CAP_SYS_PTRACE: the row is ok, and says so.
+fn ptrace_check(dumpable_after: Option<i64>) -> Check {
     let name = "ptrace scope";
     let lsms = read_trimmed("/sys/kernel/security/lsm").ok();
-    match read_trimmed("/proc/sys/kernel/yama/ptrace_scope").as_deref() {
+    let covered = dumpable_after == Some(0);
+    let scope = read_trimmed("/proc/sys/kernel/yama/ptrace_scope");
+    if covered && !matches!(scope.as_deref(), Ok("1" | "2" | "3")) {
+        let yama = match scope.as_deref() {
+            Ok(v) => format!("kernel.yama.ptrace_scope = {v}"),
+            Err(_) => format!(
+                "Yama is not enabled{}",
+                lsms.as_deref()
+                    .map(|l| format!(" (active LSMs: {l})"))
+                    .unwrap_or_default()
+            ),
+        };
+        return Check::ok(
+            name,
+            Kind::System,
+            format!(
+                "{yama}, so Yama does not stop processes of the same user from attaching; \
+                 the dumpable flag does: memguard clears it (the hardened child showed \
+                 dumpable = 0), so processes without CAP_SYS_PTRACE can neither attach nor \
+                 read /proc/<pid>/mem. Nothing to do; for defence in depth on a host you \
+                 administer (not from inside a container or VM guest you do not control), \
+                 `sysctl kernel.yama.ptrace_scope=1` where the kernel has Yama"
+            ),
+        );
+    }
+    match scope.as_deref() {
         Ok("0") => Check::new(
             name,
             Kind::System,
