@@ -152,7 +152,7 @@ fn specs() -> Vec<Spec> {
     }
     v.push(Spec {
         id: "lifecycle_min/32".into(),
-        name: "LockedBuffer new+drop 32 B (spares off)".into(),
+        name: "LockedBuffer new+drop 32 B (spares off, vs fewest calls)".into(),
         floor: "the fewest calls for the same protections: mmap PROT_NONE, mprotect data, \
                 mlock, madvise DONTDUMP + WIPEONFORK, wipe, munmap",
         bytes: None,
