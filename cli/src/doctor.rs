@@ -43,6 +43,9 @@ const BUG_FIX: &str = "this protection does not hold here: please report a memgu
 pub enum Outcome {
     /// The protection holds.
     Ok,
+    /// Informational: nothing the crate relies on (a feature it does not
+    /// use yet, say); never needs a fix.
+    Info,
     /// The protection is weaker than it could be, or could not be checked.
     Degraded,
     /// The protection does not hold.
@@ -53,6 +56,7 @@ impl Outcome {
     fn word(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
+            Outcome::Info => "info",
             Outcome::Degraded => "degraded",
             Outcome::Failed => "failed",
         }
@@ -61,6 +65,7 @@ impl Outcome {
     fn paint(self) -> Paint {
         match self {
             Outcome::Ok => Paint::Green,
+            Outcome::Info => Paint::Dim,
             Outcome::Degraded => Paint::Yellow,
             Outcome::Failed => Paint::Red,
         }
@@ -119,7 +124,7 @@ impl Check {
     }
 
     fn fix(mut self, fix: impl Into<String>) -> Check {
-        if self.result != Outcome::Ok {
+        if matches!(self.result, Outcome::Degraded | Outcome::Failed) {
             self.fix = Some(fix.into());
         }
         self
@@ -168,6 +173,7 @@ struct SystemInfo {
 #[derive(Debug, Serialize)]
 struct Summary {
     ok: usize,
+    info: usize,
     degraded: usize,
     failed: usize,
     /// True when no check failed (the exit status is then 0).
@@ -232,7 +238,7 @@ pub fn run(json_output: bool) -> ExitCode {
     run("memlock limit", &mut || memlock_check(page, caps));
     // The hardening child's result also feeds the dumpable flag and crash
     // handler rows; the label is the row this step reports.
-    run("core dump limit", &mut || {
+    run("core dump limit (child)", &mut || {
         hardening = run_child("hardening", &[]).and_then(|c| c.result());
         core_limit_check(core_here, &hardening)
     });
@@ -265,6 +271,7 @@ pub fn run(json_output: bool) -> ExitCode {
     let count = |o: Outcome| checks.iter().filter(|c| c.result == o).count();
     let summary = Summary {
         ok: count(Outcome::Ok),
+        info: count(Outcome::Info),
         degraded: count(Outcome::Degraded),
         failed: count(Outcome::Failed),
         passed: count(Outcome::Failed) == 0,
@@ -356,9 +363,10 @@ fn render(report: &Report, style: Style) -> String {
         style.paint(Paint::Green, "all protections hold")
     };
     s.push_str(&format!(
-        "{} checks: {} ok, {} degraded, {} failed, in {:.2} s: {verdict}\n",
+        "{} checks: {} ok, {} info, {} degraded, {} failed, in {:.2} s: {verdict}\n",
         report.checks.len(),
         sum.ok,
+        sum.info,
         sum.degraded,
         sum.failed,
         sum.elapsed_ms as f64 / 1000.0
@@ -886,11 +894,12 @@ fn memfd_secret_check() -> Check {
         // SAFETY: `fd` is the descriptor just returned to us and used
         // nowhere else.
         unsafe { libc::close(fd as libc::c_int) };
-        return Check::ok(
+        return Check::new(
             name,
             Kind::System,
+            Outcome::Info,
             "available: memory that even the kernel's direct map does not show could hold \
-             secrets; memguard does not use it yet",
+             secrets; memguard does not use it yet, so this row is information only",
         );
     }
     let e = std::io::Error::last_os_error();
@@ -900,9 +909,10 @@ fn memfd_secret_check() -> Check {
             .to_string(),
         _ => format!("not usable ({e})"),
     };
-    Check::ok(
+    Check::new(
         name,
         Kind::System,
+        Outcome::Info,
         format!("{why}; memguard does not use it yet, so no protection is lost"),
     )
 }
