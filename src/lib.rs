@@ -25,7 +25,7 @@
 //! assert!(password.equal_to(b"hunter2")); // constant time
 //!
 //! // Access goes through guards; Debug never shows the contents.
-//! assert_eq!(key.bytes().len(), 32);
+//! assert_eq!(key.try_bytes()?.len(), 32); // an error, not an empty slice, once purged
 //! assert_eq!(format!("{password:?}"), "LockedBuffer { len: 7, alive: true, mutable: false, .. }");
 //!
 //! // Sealed while not in use; opened into guarded memory when needed.
