@@ -78,8 +78,8 @@ mod serde_impl {
     /// [`from_entire_reader`](LockedBuffer::from_entire_reader) and
     /// deserializing from its bytes. Copies a deserializer makes internally
     /// (`serde_json` unescapes strings that contain escapes into a scratch
-    /// `Vec`; `toml` parses into its own strings) are the deserializer's and
-    /// are not wiped.
+    /// `Vec`; a TOML parser builds the whole document before handing out
+    /// values) are the deserializer's and are not wiped.
     ///
     /// There is deliberately no `Serialize`: a secret should not leave
     /// guarded memory by accident.

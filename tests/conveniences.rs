@@ -254,6 +254,28 @@ mod serde_feature {
     }
 
     #[test]
+    fn deserializes_from_a_toml_config() {
+        #[derive(serde::Deserialize)]
+        struct Database {
+            user: String,
+            password: Enclave,
+        }
+        #[derive(serde::Deserialize)]
+        struct TomlConfig {
+            api_token: LockedBuffer,
+            database: Database,
+        }
+        let _serial = serial();
+        let config: TomlConfig = toml::from_str(
+            "api_token = \"tok-toml\"\n\n[database]\nuser = \"svc\"\npassword = \"pw\\tx\"\n",
+        )
+        .unwrap();
+        assert_eq!(&*config.api_token.as_str().unwrap(), "tok-toml");
+        assert_eq!(config.database.user, "svc");
+        assert!(config.database.password.open().unwrap().equal_to(b"pw\tx"));
+    }
+
+    #[test]
     fn empty_and_wrong_values_are_clear_errors() {
         let _serial = serial();
         let e = serde_json::from_str::<LockedBuffer>(r#""""#).unwrap_err();
