@@ -13,7 +13,7 @@ fn main() -> Result<(), memguard::Error> {
     println!("  page size                 {page} bytes");
     println!(
         "  data ends at page end     {}",
-        yes((address + key.len()) % page == 0)
+        yes((address + key.len()).is_multiple_of(page))
     );
     println!("  frozen (read-only)        {}", yes(!key.is_mutable()));
     println!("  forked children see zeros {}", yes(key.wipes_on_fork()));

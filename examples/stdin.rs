@@ -2,6 +2,10 @@
 //! memory and sealed: run with `cargo run --example stdin`, or
 //! `printf 'correct horse\n' | cargo run --example stdin`.
 //!
+//! For a password typed at the terminal, `LockedBuffer::read_password` does
+//! all of this in one call (`examples/password.rs`); this example shows the
+//! route by hand, which also takes piped input.
+//!
 //! When standard input is a terminal, echo is switched off while the line is
 //! read and switched back on afterwards, whatever happens (an error, a
 //! panic, or Ctrl-C). The line goes into guarded memory one byte at a time

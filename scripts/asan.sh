@@ -85,7 +85,7 @@ done
 
 # A test target must be named for -Zsanitizer (so that build scripts and
 # proc macros are built without it).
-run cargo +nightly build -p memguard --target "$TARGET" --examples
-run cargo +nightly test -p memguard --target "$TARGET" --lib --tests --no-fail-fast \
+run cargo +nightly build -p memguard-enclave --target "$TARGET" --examples
+run cargo +nightly test -p memguard-enclave --target "$TARGET" --lib --tests --no-fail-fast \
     -- "${skip_args[@]}"
 echo "asan: passed (skipped: ${SKIP[*]})"

@@ -101,7 +101,7 @@ miri() {
     local name=$1 flags=$2
     shift 2
     printf '+ MIRIFLAGS=%q\n' "$flags"
-    if ! MIRIFLAGS="$flags" run cargo +nightly miri test -p memguard "$@"; then
+    if ! MIRIFLAGS="$flags" run cargo +nightly miri test -p memguard-enclave "$@"; then
         failed+=("$name")
     fi
 }

@@ -89,7 +89,7 @@ run cargo --version
 
 json=$(mktemp)
 trap 'rm -f "$json"' EXIT
-run cargo test -p memguard --lib --tests --no-run --features rustix/use-libc-auxv \
+run cargo test -p memguard-enclave --lib --tests --no-run --features rustix/use-libc-auxv \
     --message-format=json >"$json"
 
 # The path of the test binary for target $1, from cargo's JSON messages.

@@ -67,7 +67,7 @@ impl Enclave {
     /// ```
     pub fn random(size: usize) -> Result<Enclave> {
         Enclave::sealed_with(size, |cipher, body| {
-            getrandom::fill(body)?;
+            getrandom::fill(body).map_err(Error::random)?;
             Ok(cipher.tag(body))
         })
     }
@@ -171,7 +171,7 @@ impl Enclave {
             return Err(Error::NullBuffer);
         }
         let mut sealed = alloc_sealed(len)?;
-        getrandom::fill(&mut sealed[..NONCE_LEN])?;
+        getrandom::fill(&mut sealed[..NONCE_LEN]).map_err(Error::random)?;
         let nonce = nonce_of(&sealed);
         let (cipher, generation) =
             coffer::with_key(None, |key, g| (MessageCipher::new(key, &nonce), g))?;

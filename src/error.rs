@@ -14,12 +14,24 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// The enum is `#[non_exhaustive]`: match the variants you care about and keep
 /// a catch-all arm.
 ///
+/// `Debug` carries the same advice as `Display`: it prints the variant and its
+/// fields, then the message, so `fn main() -> Result<(), memguard::Error>`
+/// and `.unwrap()` say what to do too.
+///
 /// ```
 /// use memguard::{Error, LockedBuffer};
 ///
 /// assert!(matches!(LockedBuffer::new(0), Err(Error::NullBuffer)));
+///
+/// let mut key = LockedBuffer::random(16)?;
+/// let err = key.wipe().unwrap_err();
+/// assert_eq!(
+///     format!("{err:?}"),
+///     "Immutable: the buffer is immutable (frozen); call melt() before writing to it"
+/// );
+/// # Ok::<(), memguard::Error>(())
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A size of zero was asked for, or a source held no data.
@@ -141,6 +153,40 @@ pub enum Error {
     #[error("the operating system's random number generator failed: {0}")]
     Random(String),
 
+    /// The buffer does not hold UTF-8 text, so it has no `str` view.
+    #[error("the buffer does not hold UTF-8 text (the bytes from offset {valid_up_to} on are not valid UTF-8); read it as bytes with try_bytes()")]
+    Utf8 {
+        /// How many bytes at the start are valid UTF-8.
+        valid_up_to: usize,
+    },
+
+    /// An environment variable that was to hold a secret is missing or empty.
+    #[error(
+        "environment variable {name} {reason}; set it to the secret before starting the program"
+    )]
+    EnvVar {
+        /// The variable's name (never its value).
+        name: String,
+        /// What is wrong with it: "is not set" or "is empty".
+        reason: &'static str,
+    },
+
+    /// There is no terminal to prompt on: the process has no controlling
+    /// terminal (run from a service, a pipe or CI), or it could not be set
+    /// up.
+    #[error("no terminal to read the secret from ({source}); pass it another way (a file, a pipe on standard input, or the environment)")]
+    NoTerminal {
+        /// The error from opening or configuring `/dev/tty`.
+        #[source]
+        source: io::Error,
+    },
+
+    /// An empty line was entered where a secret was expected.
+    #[error(
+        "nothing was entered: the line was empty (or input ended); type the secret, then Enter"
+    )]
+    EmptyLine,
+
     /// A system call failed.
     #[error("{operation} failed: {source}")]
     Os {
@@ -161,9 +207,106 @@ impl Error {
     }
 }
 
-impl From<getrandom::Error> for Error {
-    fn from(e: getrandom::Error) -> Error {
+impl Error {
+    /// The operating system's random number generator failed. Not a `From`
+    /// impl, so that `getrandom`'s version stays out of this crate's API.
+    pub(crate) fn random(e: getrandom::Error) -> Error {
         Error::Random(e.to_string())
+    }
+}
+
+/// The variant and its fields, then the message with its advice:
+/// `MemoryLock { requested: 4096, limit: Some(65536), source: .. }: mlock of 4
+/// KiB failed (..): RLIMIT_MEMLOCK is 64 KiB ..; raise the limit with `ulimit
+/// -l` ..`. With `{:#?}`, a struct whose last field is the message.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (name, fields): (&str, &[(&str, &dyn fmt::Debug)]) = match self {
+            Error::NullBuffer => ("NullBuffer", &[]),
+            Error::Destroyed => ("Destroyed", &[]),
+            Error::Immutable => ("Immutable", &[]),
+            Error::DecryptionFailed => ("DecryptionFailed", &[]),
+            Error::OutOfRange { offset, len, size } => (
+                "OutOfRange",
+                &[("offset", offset), ("len", len), ("size", size)],
+            ),
+            Error::SizeMismatch { expected, actual } => (
+                "SizeMismatch",
+                &[("expected", expected), ("actual", actual)],
+            ),
+            Error::Layout {
+                type_name,
+                type_size,
+                type_align,
+                size,
+                reason,
+            } => (
+                "Layout",
+                &[
+                    ("type_name", type_name),
+                    ("type_size", type_size),
+                    ("type_align", type_align),
+                    ("size", size),
+                    ("reason", reason),
+                ],
+            ),
+            Error::Io { read, source } => ("Io", &[("read", read), ("source", source)]),
+            Error::MemoryLock {
+                requested,
+                limit,
+                source,
+            } => (
+                "MemoryLock",
+                &[
+                    ("requested", requested),
+                    ("limit", limit),
+                    ("source", source),
+                ],
+            ),
+            Error::OutOfMappings {
+                operation,
+                max_map_count,
+                source,
+            } => (
+                "OutOfMappings",
+                &[
+                    ("operation", operation),
+                    ("max_map_count", max_map_count),
+                    ("source", source),
+                ],
+            ),
+            Error::TooLarge { size } => ("TooLarge", &[("size", size)]),
+            Error::Busy => ("Busy", &[]),
+            Error::HardeningAlreadyApplied => ("HardeningAlreadyApplied", &[]),
+            Error::UncatchableSignal { signal } => ("UncatchableSignal", &[("signal", signal)]),
+            Error::Random(text) => ("Random", &[("0", text)]),
+            Error::Utf8 { valid_up_to } => ("Utf8", &[("valid_up_to", valid_up_to)]),
+            Error::EnvVar { name, reason } => ("EnvVar", &[("name", name), ("reason", reason)]),
+            Error::NoTerminal { source } => ("NoTerminal", &[("source", source)]),
+            Error::EmptyLine => ("EmptyLine", &[]),
+            Error::Os { operation, source } => {
+                ("Os", &[("operation", operation), ("source", source)])
+            }
+        };
+        if f.alternate() {
+            let mut s = f.debug_struct(name);
+            for (field, value) in fields {
+                s.field(field, value);
+            }
+            return s.field("message", &self.to_string()).finish();
+        }
+        f.write_str(name)?;
+        if !fields.is_empty() {
+            f.write_str(" { ")?;
+            for (i, (field, value)) in fields.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{field}: {value:?}")?;
+            }
+            f.write_str(" }")?;
+        }
+        write!(f, ": {self}")
     }
 }
 
@@ -179,6 +322,8 @@ impl From<Error> for io::Error {
             Error::Io { source, .. } => source.kind(),
             Error::DecryptionFailed => io::ErrorKind::InvalidData,
             Error::Destroyed | Error::Immutable | Error::NullBuffer => io::ErrorKind::InvalidInput,
+            Error::Utf8 { .. } => io::ErrorKind::InvalidData,
+            Error::EnvVar { .. } => io::ErrorKind::NotFound,
             Error::OutOfRange { .. } | Error::Layout { .. } | Error::SizeMismatch { .. } => {
                 io::ErrorKind::InvalidInput
             }
@@ -237,7 +382,7 @@ impl fmt::Display for Size {
         const UNITS: [&str; 4] = ["bytes", "KiB", "MiB", "GiB"];
         let mut value = self.0;
         let mut unit = 0;
-        while unit < UNITS.len() - 1 && value >= 1024 && value % 1024 == 0 {
+        while unit < UNITS.len() - 1 && value >= 1024 && value.is_multiple_of(1024) {
             value /= 1024;
             unit += 1;
         }
@@ -270,6 +415,68 @@ mod tests {
         assert!(text.contains("RLIMIT_MEMLOCK is 64 KiB"), "{text}");
         assert!(text.contains("ulimit -l"), "{text}");
         assert!(text.contains("CAP_IPC_LOCK"), "{text}");
+    }
+
+    #[test]
+    fn debug_carries_the_advice() {
+        let text = format!("{:?}", Error::Immutable);
+        assert_eq!(
+            text,
+            "Immutable: the buffer is immutable (frozen); call melt() before writing to it"
+        );
+
+        let e = Error::MemoryLock {
+            requested: 4096,
+            limit: Some(8 << 20),
+            source: io::Error::from_raw_os_error(12),
+        };
+        let text = format!("{e:?}");
+        assert!(
+            text.starts_with("MemoryLock { requested: 4096, limit: Some(8388608), source: Os {"),
+            "{text}"
+        );
+        assert!(text.contains("raise the limit with `ulimit -l`"), "{text}");
+        assert!(text.contains("RLIMIT_MEMLOCK is 8 MiB"), "{text}");
+
+        let e = Error::OutOfRange {
+            offset: 3,
+            len: 2,
+            size: 4,
+        };
+        assert_eq!(
+            format!("{e:?}"),
+            "OutOfRange { offset: 3, len: 2, size: 4 }: out of range: 2 bytes at offset 3 do \
+             not fit in a buffer of 4 bytes; nothing was written"
+        );
+    }
+
+    #[test]
+    fn alternate_debug_is_a_struct_with_the_message() {
+        let text = format!("{:#?}", Error::TooLarge { size: 7 });
+        assert!(text.starts_with("TooLarge {\n    size: 7,\n"), "{text}");
+        assert!(
+            text.contains("message: \"a buffer of 7 bytes is too large"),
+            "{text}"
+        );
+        let text = format!("{:#?}", Error::Destroyed);
+        assert!(text.contains("create a new one"), "{text}");
+    }
+
+    #[test]
+    fn unwrap_shows_the_advice() {
+        let caught = std::panic::catch_unwind(|| {
+            let r: Result<()> = std::hint::black_box(Err(Error::HardeningAlreadyApplied));
+            r.unwrap();
+        });
+        let payload = caught.expect_err("unwrap of an Err panics");
+        let text = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            text.contains("call disable_process_hardening() before any other memguard function"),
+            "{text}"
+        );
     }
 
     #[test]

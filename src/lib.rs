@@ -25,7 +25,7 @@
 //! assert!(password.equal_to(b"hunter2")); // constant time
 //!
 //! // Access goes through guards; Debug never shows the contents.
-//! assert_eq!(key.bytes().len(), 32);
+//! assert_eq!(key.try_bytes()?.len(), 32); // an error, not an empty slice, once purged
 //! assert_eq!(format!("{password:?}"), "LockedBuffer { len: 7, alive: true, mutable: false, .. }");
 //!
 //! // Sealed while not in use; opened into guarded memory when needed.
@@ -56,6 +56,19 @@
 //! that moment is destroyed when its last guard is dropped, so no safe code
 //! can see memory being wiped or freed, and nothing blocks or deadlocks.
 //!
+//! # Package name and features
+//!
+//! The package on crates.io is `memguard-enclave`; the library is `memguard`
+//! (`use memguard::LockedBuffer`). Optional features:
+//!
+//! - `serde`: `Deserialize` for [`LockedBuffer`] and [`Enclave`] from
+//!   strings and byte sequences, wiping owned intermediates; no `Serialize`.
+//! - `secrecy`: `secrecy::ExposeSecret` for the read guards ([`Ref`]).
+//!
+//! In a debug build of your application the cipher runs many times slower
+//! unless this crate is optimised: set
+//! `[profile.dev.package.memguard-enclave] opt-level = 3`.
+//!
 //! # Platform
 //!
 //! Linux only for now; the memory layer keeps each operating system behind a
@@ -69,6 +82,7 @@ mod coffer;
 mod crypto;
 mod enclave;
 mod error;
+mod interop;
 #[allow(unsafe_code)]
 mod mem;
 mod session;
@@ -78,7 +92,18 @@ mod stream;
 #[doc = include_str!("../THREAT_MODEL.md")]
 pub mod threat_model {}
 
+// The crates.io README's examples run with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../CRATE_README.md")]
+struct CrateReadme;
+
 pub use buffer::LockedBuffer;
+/// The `bytemuck` crate, version 1, re-exported on purpose: its `Pod` and
+/// `AnyBitPattern` traits bound the typed views ([`LockedBuffer::as_pod`],
+/// [`LockedBuffer::slice_of`]), so bytemuck 1 is part of this crate's API
+/// either way. Derive through this path
+/// (`#[bytemuck(crate = "memguard::bytemuck")]`) to get the version the
+/// views expect. A move to a bytemuck 2 would be a breaking release here.
 pub use bytemuck;
 pub use coffer::set_rekey_interval;
 pub use crypto::scramble_bytes;

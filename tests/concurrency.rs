@@ -400,7 +400,7 @@ fn stress_workers_with_concurrent_purges() {
                 while !done.load(Ordering::Acquire) && purges.load(Ordering::Relaxed) < MAX_PURGES {
                     memguard::purge();
                     purges.fetch_add(1, Ordering::Relaxed);
-                    if purges.load(Ordering::Relaxed) % 4 == 0 {
+                    if purges.load(Ordering::Relaxed).is_multiple_of(4) {
                         thread::sleep(Duration::from_micros(50));
                     } else {
                         thread::yield_now();

@@ -369,6 +369,32 @@ fn stdin_example_does_not_echo_on_a_terminal_and_restores_echo() {
     assert!(echo_on(&slave), "echo not restored");
 }
 
+/// Without a controlling terminal (`setsid` starts a new session without
+/// one) the password example fails at once, and `main` returning
+/// `memguard::Error` prints the variant with its advice.
+#[test]
+fn password_example_without_a_terminal_says_what_to_do() {
+    let path = example("password");
+    let child = Command::new("setsid")
+        .arg("-w")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run setsid {}: {e}", path.display()));
+    let out = support::wait_with_timeout(child, TIMEOUT, "example password");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.starts_with("Error: NoTerminal {"), "{stderr}");
+    assert!(
+        stderr.contains("no terminal to read the secret from"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("pass it another way"), "{stderr}");
+}
+
 #[test]
 fn stream_example_round_trips_8_mib() {
     let out = run_example("stream", b"");

@@ -251,7 +251,7 @@ fn busy_threads(stop: &Arc<AtomicBool>, purging: bool) -> Vec<std::thread::JoinH
                     let _ = e.open();
                 }
                 drop(LockedBuffer::new(64 + i));
-                if purging && i == 0 && round % 200 == 0 {
+                if purging && i == 0 && round.is_multiple_of(200) {
                     memguard::purge();
                 }
             }

@@ -120,9 +120,9 @@ const MIB: usize = 1 << 20;
 
 /// A size as the table shows it: `32 B`, `64 KiB`, `1 MiB`.
 fn size_label(n: usize) -> String {
-    if n >= MIB && n % MIB == 0 {
+    if n >= MIB && n.is_multiple_of(MIB) {
         format!("{} MiB", n / MIB)
-    } else if n >= KIB && n % KIB == 0 {
+    } else if n >= KIB && n.is_multiple_of(KIB) {
         format!("{} KiB", n / KIB)
     } else {
         format!("{n} B")
@@ -152,7 +152,7 @@ fn specs() -> Vec<Spec> {
     }
     v.push(Spec {
         id: "lifecycle_min/32".into(),
-        name: "LockedBuffer new+drop 32 B (spares off)".into(),
+        name: "LockedBuffer new+drop 32 B (spares off, vs fewest calls)".into(),
         floor: "the fewest calls for the same protections: mmap PROT_NONE, mprotect data, \
                 mlock, madvise DONTDUMP + WIPEONFORK, wipe, munmap",
         bytes: None,

@@ -43,6 +43,9 @@ const BUG_FIX: &str = "this protection does not hold here: please report a memgu
 pub enum Outcome {
     /// The protection holds.
     Ok,
+    /// Informational: nothing the crate relies on (a feature it does not
+    /// use yet, say); never needs a fix.
+    Info,
     /// The protection is weaker than it could be, or could not be checked.
     Degraded,
     /// The protection does not hold.
@@ -53,6 +56,7 @@ impl Outcome {
     fn word(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
+            Outcome::Info => "info",
             Outcome::Degraded => "degraded",
             Outcome::Failed => "failed",
         }
@@ -61,6 +65,7 @@ impl Outcome {
     fn paint(self) -> Paint {
         match self {
             Outcome::Ok => Paint::Green,
+            Outcome::Info => Paint::Dim,
             Outcome::Degraded => Paint::Yellow,
             Outcome::Failed => Paint::Red,
         }
@@ -119,7 +124,7 @@ impl Check {
     }
 
     fn fix(mut self, fix: impl Into<String>) -> Check {
-        if self.result != Outcome::Ok {
+        if matches!(self.result, Outcome::Degraded | Outcome::Failed) {
             self.fix = Some(fix.into());
         }
         self
@@ -168,6 +173,7 @@ struct SystemInfo {
 #[derive(Debug, Serialize)]
 struct Summary {
     ok: usize,
+    info: usize,
     degraded: usize,
     failed: usize,
     /// True when no check failed (the exit status is then 0).
@@ -230,7 +236,9 @@ pub fn run(json_output: bool) -> ExitCode {
     };
     run("page size", &mut || page_size_check(page));
     run("memlock limit", &mut || memlock_check(page, caps));
-    run("process hardening (child)", &mut || {
+    // The hardening child's result also feeds the dumpable flag and crash
+    // handler rows; the label is the row this step reports.
+    run("core dump limit (child)", &mut || {
         hardening = run_child("hardening", &[]).and_then(|c| c.result());
         core_limit_check(core_here, &hardening)
     });
@@ -243,7 +251,7 @@ pub fn run(json_output: bool) -> ExitCode {
     });
     run("suid_dumpable", &mut || suid_dumpable_check(&pattern));
     run("dumpable flag", &mut || dumpable_check(&hardening));
-    run("ptrace scope", &mut ptrace_check);
+    run("ptrace scope", &mut || ptrace_check(dumpable_after));
     run("swap", &mut swap_check);
     run("memfd_secret", &mut memfd_secret_check);
     run("transparent huge pages", &mut thp_check);
@@ -263,6 +271,7 @@ pub fn run(json_output: bool) -> ExitCode {
     let count = |o: Outcome| checks.iter().filter(|c| c.result == o).count();
     let summary = Summary {
         ok: count(Outcome::Ok),
+        info: count(Outcome::Info),
         degraded: count(Outcome::Degraded),
         failed: count(Outcome::Failed),
         passed: count(Outcome::Failed) == 0,
@@ -354,9 +363,10 @@ fn render(report: &Report, style: Style) -> String {
         style.paint(Paint::Green, "all protections hold")
     };
     s.push_str(&format!(
-        "{} checks: {} ok, {} degraded, {} failed, in {:.2} s: {verdict}\n",
+        "{} checks: {} ok, {} info, {} degraded, {} failed, in {:.2} s: {verdict}\n",
         report.checks.len(),
         sum.ok,
+        sum.info,
         sum.degraded,
         sum.failed,
         sum.elapsed_ms as f64 / 1000.0
@@ -381,7 +391,7 @@ pub fn size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes;
     let mut unit = 0;
-    while unit < UNITS.len() - 1 && value >= 1024 && value % 1024 == 0 {
+    while unit < UNITS.len() - 1 && value >= 1024 && value.is_multiple_of(1024) {
         value /= 1024;
         unit += 1;
     }
@@ -452,8 +462,10 @@ fn memlock_check(page: usize, caps: Caps) -> Check {
             "memlock limit",
             Kind::System,
             format!(
-                "{limits}; this process has CAP_IPC_LOCK, so the limit does not apply and \
-                 buffers are bounded by RAM only. Under the limit alone: {fits}"
+                "{limits}; ok only because this process has CAP_IPC_LOCK (as root has), so \
+                 the limit does not apply and buffers are bounded by RAM only. A user without \
+                 CAP_IPC_LOCK is held to its own RLIMIT_MEMLOCK (run `memguard doctor` as the \
+                 user the program will run as to see it); under the limit above: {fits}"
             ),
         );
     }
@@ -660,11 +672,39 @@ fn dumpable_check(hardening: &Result<Value, String>) -> Check {
     }
 }
 
-/// The `ptrace scope` check: Yama's `ptrace_scope`.
-fn ptrace_check() -> Check {
+/// The `ptrace scope` check: Yama's `ptrace_scope`. Where Yama allows
+/// attaching but a hardened child showed the dumpable flag cleared
+/// (`dumpable_after` = 0), the flag already refuses tracers without
+/// CAP_SYS_PTRACE: the row is ok, and says so.
+fn ptrace_check(dumpable_after: Option<i64>) -> Check {
     let name = "ptrace scope";
     let lsms = read_trimmed("/sys/kernel/security/lsm").ok();
-    match read_trimmed("/proc/sys/kernel/yama/ptrace_scope").as_deref() {
+    let covered = dumpable_after == Some(0);
+    let scope = read_trimmed("/proc/sys/kernel/yama/ptrace_scope");
+    if covered && !matches!(scope.as_deref(), Ok("1" | "2" | "3")) {
+        let yama = match scope.as_deref() {
+            Ok(v) => format!("kernel.yama.ptrace_scope = {v}"),
+            Err(_) => format!(
+                "Yama is not enabled{}",
+                lsms.as_deref()
+                    .map(|l| format!(" (active LSMs: {l})"))
+                    .unwrap_or_default()
+            ),
+        };
+        return Check::ok(
+            name,
+            Kind::System,
+            format!(
+                "{yama}, so Yama does not stop processes of the same user from attaching; \
+                 the dumpable flag does: memguard clears it (the hardened child showed \
+                 dumpable = 0), so processes without CAP_SYS_PTRACE can neither attach nor \
+                 read /proc/<pid>/mem. Nothing to do; for defence in depth on a host you \
+                 administer (not from inside a container or VM guest you do not control), \
+                 `sysctl kernel.yama.ptrace_scope=1` where the kernel has Yama"
+            ),
+        );
+    }
+    match scope.as_deref() {
         Ok("0") => Check::new(
             name,
             Kind::System,
@@ -854,11 +894,12 @@ fn memfd_secret_check() -> Check {
         // SAFETY: `fd` is the descriptor just returned to us and used
         // nowhere else.
         unsafe { libc::close(fd as libc::c_int) };
-        return Check::ok(
+        return Check::new(
             name,
             Kind::System,
+            Outcome::Info,
             "available: memory that even the kernel's direct map does not show could hold \
-             secrets; memguard does not use it yet",
+             secrets; memguard does not use it yet, so this row is information only",
         );
     }
     let e = std::io::Error::last_os_error();
@@ -868,9 +909,10 @@ fn memfd_secret_check() -> Check {
             .to_string(),
         _ => format!("not usable ({e})"),
     };
-    Check::ok(
+    Check::new(
         name,
         Kind::System,
+        Outcome::Info,
         format!("{why}; memguard does not use it yet, so no protection is lost"),
     )
 }

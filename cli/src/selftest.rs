@@ -291,7 +291,7 @@ fn placement(buf: &LockedBuffer) -> Result<Value, String> {
     let maps = read_smaps()?;
     Ok(json!({
         "len": len,
-        "data_ends_at_page_end": end % page == 0,
+        "data_ends_at_page_end": end.is_multiple_of(page),
         "data": mapping_at(&maps, first_page),
         "leading": mapping_at(&maps, first_page - 1),
         "trailing": mapping_at(&maps, end),

@@ -143,6 +143,11 @@ impl LockedBuffer {
 
     /// Read access to the data; an empty slice once the buffer is destroyed.
     ///
+    /// Where an empty slice could pass for data (a key, a password), use
+    /// [`try_bytes`](LockedBuffer::try_bytes), which gives
+    /// [`Error::Destroyed`] instead; [`as_str`](LockedBuffer::as_str) for
+    /// text.
+    ///
     /// Destruction (by [`purge`](crate::purge), say) is put off while the
     /// guard lives, so the slice never changes under it.
     ///

@@ -1,8 +1,10 @@
 //! [`LockedBuffer`] and the registry of live buffers.
 
+mod convenience;
 mod locked_buffer;
 mod readers;
 pub(crate) mod registry;
+mod terminal;
 mod views;
 
 pub use locked_buffer::LockedBuffer;

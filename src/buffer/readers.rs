@@ -170,7 +170,7 @@ impl LockedBuffer {
     /// A purge on another thread may destroy this buffer at any moment: the
     /// data is read through one guard, and an empty or short view means
     /// [`Error::Destroyed`].
-    fn grown(self, filled: usize) -> Result<LockedBuffer> {
+    pub(crate) fn grown(self, filled: usize) -> Result<LockedBuffer> {
         let data = self.bytes();
         if !self.is_alive() || data.is_empty() || data.len() < filled {
             return Err(Error::Destroyed);
@@ -186,7 +186,7 @@ impl LockedBuffer {
 
     /// Keeps the first `filled` bytes, right-aligned against the guard page,
     /// and freezes the buffer.
-    fn finish(mut self, filled: usize) -> Result<LockedBuffer> {
+    pub(crate) fn finish(mut self, filled: usize) -> Result<LockedBuffer> {
         if filled == 0 {
             return Err(Error::NullBuffer);
         }

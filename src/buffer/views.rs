@@ -37,7 +37,7 @@ fn cast_error<T>(size: usize, e: PodCastError) -> Error {
 /// one thing the caller can change (the alignment follows from it).
 fn check_multiple<T>(len: usize) -> Result<()> {
     let size = std::mem::size_of::<T>();
-    if size == 0 || len % size != 0 {
+    if size == 0 || !len.is_multiple_of(size) {
         return Err(layout_error::<T>(
             len,
             "the length is not a multiple of the element size",
@@ -57,6 +57,8 @@ macro_rules! slice_views {
     ($($ty:ty => $get:ident, $get_mut:ident;)*) => {$(
         #[doc = concat!("The whole buffer as a slice of `", stringify!($ty), "` (native byte order).")]
         ///
+        #[doc = concat!("An alias of [`slice_of::<", stringify!($ty), ">()`](LockedBuffer::slice_of), kept for code ported from Go's memguard; new code can use the generic form.")]
+        ///
         /// The length must be a multiple of the element size; the alignment
         /// then follows from the layout, and is checked all the same.
         /// Otherwise [`Error::Layout`].
@@ -74,6 +76,8 @@ macro_rules! slice_views {
 macro_rules! array_views {
     ($($n:literal => $get:ident, $get_mut:ident;)*) => {$(
         #[doc = concat!("The first ", stringify!($n), " bytes as `[u8; ", stringify!($n), "]`; [`Error::OutOfRange`] if the buffer is shorter.")]
+        ///
+        #[doc = concat!("An alias of [`byte_array::<", stringify!($n), ">()`](LockedBuffer::byte_array), kept for code ported from Go's memguard (`ByteArray", stringify!($n), "`).")]
         pub fn $get(&self) -> Result<Ref<'_, [u8; $n]>> {
             self.byte_array::<$n>()
         }

@@ -1,6 +1,6 @@
 //! Randomness from the operating system's CSPRNG.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Overwrites `buf` with cryptographically secure random bytes from the
 /// operating system (`getrandom(2)`).
@@ -12,7 +12,7 @@ use crate::error::Result;
 /// # Ok::<(), memguard::Error>(())
 /// ```
 pub fn scramble_bytes(buf: &mut [u8]) -> Result<()> {
-    getrandom::fill(buf)?;
+    getrandom::fill(buf).map_err(Error::random)?;
     Ok(())
 }
 

@@ -7,7 +7,7 @@
 
 use std::sync::OnceLock;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 static PATTERN: OnceLock<Box<[u8]>> = OnceLock::new();
 
@@ -17,7 +17,7 @@ pub(crate) fn pattern(page: usize) -> Result<&'static [u8]> {
         return Ok(p);
     }
     let mut fresh = vec![0u8; page].into_boxed_slice();
-    getrandom::fill(&mut fresh)?;
+    getrandom::fill(&mut fresh).map_err(Error::random)?;
     Ok(PATTERN.get_or_init(|| fresh))
 }
 
