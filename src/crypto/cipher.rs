@@ -1,21 +1,25 @@
-//! XSalsa20-Poly1305 (NaCl `crypto_secretbox`), built from RustCrypto's
-//! `salsa20` and the Poly1305 of [`mac`](super::mac) so that encryption can
-//! read from one buffer and write to another: plaintext in guarded memory,
-//! ciphertext in ordinary memory, and no copy of the plaintext anywhere
-//! else.
+//! XSalsa20-Poly1305 (NaCl `crypto_secretbox`), built from the crate's
+//! Salsa20 keystream ([`salsa20`](super::salsa20): several blocks at a time
+//! with AVX2/SSE2/NEON where the CPU has them), RustCrypto's HSalsa20 for
+//! the subkey, and the Poly1305 of [`mac`](super::mac), so that encryption
+//! can read from one buffer and write to another: plaintext in guarded
+//! memory, ciphertext in ordinary memory, and no copy of the plaintext
+//! anywhere else.
 //!
-//! The construction: the XSalsa20 keystream for (key, nonce); its first 32
-//! bytes are the one-time Poly1305 key; the rest is XORed with the message;
-//! the tag is Poly1305 of the ciphertext. Byte for byte what NaCl's and
-//! libsodium's `crypto_secretbox_easy` produce (checked against the
-//! `crypto_secretbox` crate in the tests).
+//! The construction: the XSalsa20 keystream for (key, nonce), that is
+//! Salsa20 under the HSalsa20 subkey of (key, first 16 nonce bytes) with the
+//! last 8 nonce bytes; its first 32 bytes are the one-time Poly1305 key; the
+//! rest is XORed with the message; the tag is Poly1305 of the ciphertext.
+//! Byte for byte what NaCl's and libsodium's `crypto_secretbox_easy` produce
+//! (checked against the `crypto_secretbox` crate and against libsodium
+//! itself in the tests).
 
-use salsa20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
-use salsa20::XSalsa20;
+use ::salsa20::cipher::consts::U10;
 use subtle::ConstantTimeEq;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::mac::poly1305_tag;
+use super::salsa20::{self as keystream, Path, Salsa20Key, BLOCK};
 
 /// Bytes in a key.
 pub(crate) const KEY_LEN: usize = 32;
@@ -24,40 +28,85 @@ pub(crate) const NONCE_LEN: usize = 24;
 /// Bytes in an authentication tag.
 pub(crate) const TAG_LEN: usize = 16;
 
-/// A cipher keyed for one message: the keystream positioned after the
-/// Poly1305 key, and that one-time key. Both are wiped on drop (`salsa20`'s
-/// zeroize feature, and [`Zeroizing`]); the one-time key is useless for any
-/// other message anyway.
+/// A cipher keyed for one message: the Salsa20 subkey and nonce, the first
+/// keystream block (the one-time Poly1305 key, then the keystream for the
+/// first 32 bytes of the message), and the path that computes the rest.
+/// All of it is wiped on drop ([`Salsa20Key`]'s drop, and [`Zeroizing`]);
+/// the one-time key is useless for any other message anyway.
 pub(crate) struct MessageCipher {
-    stream: XSalsa20,
-    mac_key: Zeroizing<[u8; KEY_LEN]>,
+    key: Salsa20Key,
+    first: Zeroizing<[u8; BLOCK]>,
+    path: Path,
 }
 
 impl MessageCipher {
     /// Keys the cipher for one message under `key` and `nonce`.
     pub(crate) fn new(key: &[u8; KEY_LEN], nonce: &[u8; NONCE_LEN]) -> MessageCipher {
-        let mut stream = XSalsa20::new(key.into(), nonce.into());
-        let mut mac_key = Zeroizing::new([0u8; KEY_LEN]);
-        stream.apply_keystream(&mut *mac_key);
-        MessageCipher { stream, mac_key }
+        MessageCipher::with_path(key, nonce, keystream::best())
+    }
+
+    /// [`new`](MessageCipher::new) on a given keystream path (the tests
+    /// force each one).
+    pub(crate) fn with_path(
+        key: &[u8; KEY_LEN],
+        nonce: &[u8; NONCE_LEN],
+        path: Path,
+    ) -> MessageCipher {
+        let mut head = [0u8; 16];
+        head.copy_from_slice(&nonce[..16]);
+        let mut tail = [0u8; 8];
+        tail.copy_from_slice(&nonce[16..]);
+        let mut subkey: [u8; 32] = ::salsa20::hsalsa::<U10>(key.into(), (&head).into()).into();
+        let key = Salsa20Key::new(&subkey, &tail);
+        subkey.zeroize();
+        // Block 0, computed once: its first half is the Poly1305 key, its
+        // second half the keystream for the first 32 bytes of the message.
+        let mut first = Zeroizing::new([0u8; BLOCK]);
+        keystream::apply(Path::Portable, &key, 0, &[0u8; BLOCK], &mut first[..]);
+        MessageCipher { key, first, path }
+    }
+
+    /// The one-time Poly1305 key.
+    fn mac_key(&self) -> &[u8; KEY_LEN] {
+        self.first[..KEY_LEN]
+            .try_into()
+            .expect("a block holds the key")
+    }
+
+    /// XORs `src` with the keystream from message byte `offset` on, into
+    /// `dst` (same length).
+    fn apply(&self, offset: usize, src: &[u8], dst: &mut [u8]) {
+        // Message byte i is keystream byte 32 + i; those below 64 are in
+        // the block computed by `new`.
+        let n = KEY_LEN.saturating_sub(offset).min(src.len());
+        for i in 0..n {
+            dst[i] = src[i] ^ self.first[KEY_LEN + offset + i];
+        }
+        let position = (KEY_LEN as u64)
+            .checked_add((offset + n) as u64)
+            .expect("offset within the keystream");
+        keystream::apply(self.path, &self.key, position, &src[n..], &mut dst[n..]);
     }
 
     /// Encrypts `plaintext` into `ciphertext` and returns the tag.
     ///
     /// # Panics
     /// When the lengths differ: a bug in the caller, never a data error.
-    pub(crate) fn seal(mut self, plaintext: &[u8], ciphertext: &mut [u8]) -> [u8; TAG_LEN] {
+    pub(crate) fn seal(self, plaintext: &[u8], ciphertext: &mut [u8]) -> [u8; TAG_LEN] {
+        assert_eq!(
+            plaintext.len(),
+            ciphertext.len(),
+            "seal: plaintext and ciphertext lengths differ"
+        );
         // Buffer to buffer: the plaintext is read where it is and never
         // copied into `ciphertext` (which is ordinary memory).
-        self.stream
-            .apply_keystream_b2b(plaintext, ciphertext)
-            .expect("seal: plaintext and ciphertext lengths differ");
-        poly1305_tag(&self.mac_key, ciphertext)
+        self.apply(0, plaintext, ciphertext);
+        poly1305_tag(self.mac_key(), ciphertext)
     }
 
     /// The tag of `ciphertext`, without encrypting anything.
     pub(crate) fn tag(self, ciphertext: &[u8]) -> [u8; TAG_LEN] {
-        poly1305_tag(&self.mac_key, ciphertext)
+        poly1305_tag(self.mac_key(), ciphertext)
     }
 
     /// Checks the tag over `ciphertext` in constant time, and only if it
@@ -78,11 +127,11 @@ impl MessageCipher {
 
     /// Checks the tag over the whole `ciphertext` in constant time, and only
     /// if it matches decrypts `plaintext.len()` bytes starting at `offset`
-    /// into `plaintext` (the keystream is moved there; nothing before it is
-    /// decrypted). On a mismatch, or a range outside the ciphertext,
-    /// `plaintext` is not touched.
+    /// into `plaintext` (nothing before `offset` is decrypted). On a
+    /// mismatch, or a range outside the ciphertext, `plaintext` is not
+    /// touched.
     pub(crate) fn open_range(
-        mut self,
+        self,
         ciphertext: &[u8],
         tag: &[u8; TAG_LEN],
         offset: usize,
@@ -92,22 +141,12 @@ impl MessageCipher {
             .checked_add(plaintext.len())
             .and_then(|end| ciphertext.get(offset..end))
             .ok_or(TagMismatch)?;
-        let expected: [u8; TAG_LEN] = poly1305_tag(&self.mac_key, ciphertext);
+        let expected: [u8; TAG_LEN] = poly1305_tag(self.mac_key(), ciphertext);
         if !bool::from(expected.ct_eq(tag)) {
             return Err(TagMismatch);
         }
-        // The first 32 bytes of keystream were the MAC key.
-        let position = (KEY_LEN as u64)
-            .checked_add(offset as u64)
-            .ok_or(TagMismatch)?;
-        // `new` left the stream right there when `offset` is 0; seeking
-        // anyway would compute the first block a second time.
-        if self.stream.current_pos::<u64>() != position {
-            self.stream.try_seek(position).map_err(|_| TagMismatch)?;
-        }
-        self.stream
-            .apply_keystream_b2b(part, plaintext)
-            .map_err(|_| TagMismatch)
+        self.apply(offset, part, plaintext);
+        Ok(())
     }
 }
 
@@ -120,6 +159,7 @@ pub(crate) struct TagMismatch;
 mod tests {
     use super::*;
     use crate::crypto::mac::SHORT_MAX;
+    use crate::crypto::salsa20::available;
     use crypto_secretbox::aead::{Aead, KeyInit};
 
     fn reference_seal(key: &[u8; 32], nonce: &[u8; 24], msg: &[u8]) -> Vec<u8> {

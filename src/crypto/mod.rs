@@ -2,6 +2,9 @@
 //! comparison and copy, randomness.
 
 pub(crate) mod cipher;
+// The vectorised Salsa20: `unsafe` for the intrinsics only (see its docs).
+#[allow(unsafe_code)]
+pub(crate) mod salsa20;
 pub(crate) mod ct;
 pub(crate) mod hash;
 pub(crate) mod mac;
