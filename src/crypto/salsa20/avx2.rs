@@ -38,8 +38,7 @@ pub(super) unsafe fn xor_steps(state: &[u32; 16], counter: u64, src: &[u8], dst:
     let mut counter = counter;
     for (src, dst) in src.chunks_exact(STEP).zip(dst.chunks_exact_mut(STEP)) {
         let (lo, hi) = counter_words::<8>(counter);
-        let mut x: [__m256i; 16] =
-            core::array::from_fn(|i| _mm256_set1_epi32(state[i] as i32));
+        let mut x: [__m256i; 16] = core::array::from_fn(|i| _mm256_set1_epi32(state[i] as i32));
         // SAFETY: `lo` and `hi` are 32 bytes each; loadu has no alignment
         // requirement.
         x[8] = unsafe { _mm256_loadu_si256(lo.as_ptr().cast()) };

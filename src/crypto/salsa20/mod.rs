@@ -37,7 +37,7 @@ mod avx2;
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 mod sse2;
 
-#[cfg(all(target_arch = "aarch64", not(miri)))]
+#[cfg(all(target_arch = "aarch64", target_endian = "little", not(miri)))]
 mod neon;
 
 /// Bytes in a Salsa20 block.
@@ -124,7 +124,7 @@ pub(crate) enum Path {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     Avx2,
     /// NEON, 4 blocks at a time.
-    #[cfg(all(target_arch = "aarch64", not(miri)))]
+    #[cfg(all(target_arch = "aarch64", target_endian = "little", not(miri)))]
     Neon,
 }
 
@@ -137,7 +137,7 @@ impl Path {
             Path::Sse2 => sse2::STEP,
             #[cfg(all(target_arch = "x86_64", not(miri)))]
             Path::Avx2 => avx2::STEP,
-            #[cfg(all(target_arch = "aarch64", not(miri)))]
+            #[cfg(all(target_arch = "aarch64", target_endian = "little", not(miri)))]
             Path::Neon => neon::STEP,
         }
     }
@@ -157,7 +157,7 @@ pub(crate) fn available() -> Vec<Path> {
             paths.push(Path::Avx2);
         }
     }
-    #[cfg(all(target_arch = "aarch64", not(miri)))]
+    #[cfg(all(target_arch = "aarch64", target_endian = "little", not(miri)))]
     if std::arch::is_aarch64_feature_detected!("neon") {
         paths.push(Path::Neon);
     }
@@ -270,7 +270,7 @@ fn xor_steps(path: Path, state: &[u32; 16], counter: u64, src: &[u8], dst: &mut 
             // SAFETY: the CPU has AVX2 (checked just above).
             unsafe { avx2::xor_steps(state, counter, src, dst) }
         }
-        #[cfg(all(target_arch = "aarch64", not(miri)))]
+        #[cfg(all(target_arch = "aarch64", target_endian = "little", not(miri)))]
         Path::Neon => {
             assert!(std::arch::is_aarch64_feature_detected!("neon"));
             // SAFETY: the CPU has NEON (checked just above).
@@ -306,5 +306,7 @@ fn counter_words<const N: usize>(counter: u64) -> ([u32; N], [u32; N]) {
     )
 }
 
+#[cfg(all(test, not(miri)))]
+mod libsodium_tests;
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -34,8 +34,7 @@ pub(super) unsafe fn xor_steps(state: &[u32; 16], counter: u64, src: &[u8], dst:
     let mut counter = counter;
     for (src, dst) in src.chunks_exact(STEP).zip(dst.chunks_exact_mut(STEP)) {
         let (lo, hi) = counter_words::<4>(counter);
-        let mut x: [__m128i; 16] =
-            core::array::from_fn(|i| _mm_set1_epi32(state[i] as i32));
+        let mut x: [__m128i; 16] = core::array::from_fn(|i| _mm_set1_epi32(state[i] as i32));
         // SAFETY: `lo` and `hi` are 16 bytes each; loadu has no alignment
         // requirement.
         x[8] = unsafe { _mm_loadu_si128(lo.as_ptr().cast()) };

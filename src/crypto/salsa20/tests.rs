@@ -7,28 +7,28 @@ use super::*;
 
 /// A small deterministic generator (xorshift64*), seeded per test so that a
 /// failure can be replayed; the seed is in the assertion message.
-struct Rng(u64);
+pub(super) struct Rng(u64);
 
 impl Rng {
-    fn seeded() -> (Rng, u64) {
+    pub(super) fn seeded() -> (Rng, u64) {
         let mut b = [0u8; 8];
         getrandom::fill(&mut b).expect("getrandom");
         let seed = u64::from_le_bytes(b) | 1;
         (Rng(seed), seed)
     }
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-    fn bytes<const N: usize>(&mut self) -> [u8; N] {
+    pub(super) fn bytes<const N: usize>(&mut self) -> [u8; N] {
         std::array::from_fn(|_| self.next() as u8)
     }
-    fn vec(&mut self, n: usize) -> Vec<u8> {
+    pub(super) fn vec(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next() as u8).collect()
     }
 }
@@ -63,7 +63,10 @@ fn every_path_is_tested_here() {
     assert_eq!(best(), *paths.last().unwrap());
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     assert!(paths.contains(&Path::Sse2));
-    eprintln!("salsa20 paths on this machine: {paths:?}; best {:?}", best());
+    eprintln!(
+        "salsa20 paths on this machine: {paths:?}; best {:?}",
+        best()
+    );
 }
 
 #[test]
@@ -77,7 +80,14 @@ fn every_length_up_to_2048_on_every_path() {
             // Block aligned, the position `seal` uses (64: after block 0),
             // and an unaligned one.
             for position in [0, 64, 32 + 7 * 64 + 5] {
-                check(path, &key, &nonce, position, &src[..len], &format!("seed {seed}"));
+                check(
+                    path,
+                    &key,
+                    &nonce,
+                    position,
+                    &src[..len],
+                    &format!("seed {seed}"),
+                );
             }
         }
     }
@@ -106,7 +116,14 @@ fn lengths_around_every_64_256_and_512_byte_boundary() {
             // relative to a step (every offset: the next test).
             for skip in [0, 1, 2, 31, 32, 33, 62, 63] {
                 let position = 3 * 64 + skip;
-                check(path, &key, &nonce, position, &src[..len], &format!("seed {seed}"));
+                check(
+                    path,
+                    &key,
+                    &nonce,
+                    position,
+                    &src[..len],
+                    &format!("seed {seed}"),
+                );
             }
         }
     }
@@ -122,7 +139,14 @@ fn every_offset_into_a_block() {
         for skip in 0..64u64 {
             for len in [1, 2, 63, 64, 65, 255, 256, 257, 511, 512, 513, 1100] {
                 let position = 5 * 64 + skip;
-                check(path, &key, &nonce, position, &src[..len], &format!("seed {seed}"));
+                check(
+                    path,
+                    &key,
+                    &nonce,
+                    position,
+                    &src[..len],
+                    &format!("seed {seed}"),
+                );
             }
         }
     }
@@ -143,7 +167,14 @@ fn random_lengths_up_to_1_mib_at_random_positions() {
                 1 => rng.below(1 << 40),
                 _ => rng.below(1 << 63),
             };
-            check(path, &key, &nonce, position, &src[..len], &format!("seed {seed}"));
+            check(
+                path,
+                &key,
+                &nonce,
+                position,
+                &src[..len],
+                &format!("seed {seed}"),
+            );
         }
     }
 }
@@ -166,8 +197,22 @@ fn every_starting_block_counter_mod_8_and_across_the_32_bit_carry() {
         for &c in &counters {
             for len in [64, 256, 512, 513, src.len()] {
                 let position = c * 64;
-                check(path, &key, &nonce, position, &src[..len], &format!("seed {seed}"));
-                check(path, &key, &nonce, position + 17, &src[..len], &format!("seed {seed}"));
+                check(
+                    path,
+                    &key,
+                    &nonce,
+                    position,
+                    &src[..len],
+                    &format!("seed {seed}"),
+                );
+                check(
+                    path,
+                    &key,
+                    &nonce,
+                    position + 17,
+                    &src[..len],
+                    &format!("seed {seed}"),
+                );
             }
         }
     }
@@ -228,8 +273,18 @@ fn estream_and_nacl_vectors_on_every_path() {
             // vector is the start.
             for len in [expected.len(), 512] {
                 let mut out = vec![0u8; len];
-                apply(path, &Salsa20Key::new(key, iv), 0, &vec![0u8; len], &mut out);
-                assert_eq!(&out[..expected.len()], &expected[..], "{path:?}, vector {i}");
+                apply(
+                    path,
+                    &Salsa20Key::new(key, iv),
+                    0,
+                    &vec![0u8; len],
+                    &mut out,
+                );
+                assert_eq!(
+                    &out[..expected.len()],
+                    &expected[..],
+                    "{path:?}, vector {i}"
+                );
             }
         }
     }
