@@ -157,9 +157,9 @@ pub(crate) struct TagMismatch;
 
 #[cfg(test)]
 mod tests {
+    use super::super::mac::SHORT_MAX;
+    use super::super::salsa20::available;
     use super::*;
-    use crate::crypto::mac::SHORT_MAX;
-    use crate::crypto::salsa20::available;
     use crypto_secretbox::aead::{Aead, KeyInit};
 
     fn reference_seal(key: &[u8; 32], nonce: &[u8; 24], msg: &[u8]) -> Vec<u8> {

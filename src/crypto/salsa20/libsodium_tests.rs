@@ -13,9 +13,9 @@
 use std::ffi::{c_int, c_uchar, c_ulonglong, c_void, CStr};
 use std::sync::OnceLock;
 
+use super::super::cipher::MessageCipher;
 use super::tests::Rng;
 use super::{apply, available, Salsa20Key};
-use crate::crypto::cipher::MessageCipher;
 
 type SecretboxEasy = unsafe extern "C" fn(
     c: *mut c_uchar,
