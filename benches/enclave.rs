@@ -87,6 +87,57 @@ mod sodium {
             n: *const c_uchar,
             k: *const c_uchar,
         ) -> c_int;
+
+        fn crypto_stream_salsa20_xor_ic(
+            c: *mut c_uchar,
+            m: *const c_uchar,
+            mlen: c_ulonglong,
+            n: *const c_uchar,
+            ic: u64,
+            k: *const c_uchar,
+        ) -> c_int;
+        fn crypto_onetimeauth(
+            out: *mut c_uchar,
+            m: *const c_uchar,
+            mlen: c_ulonglong,
+            k: *const c_uchar,
+        ) -> c_int;
+    }
+
+    /// Salsa20 from block 1 of (key, nonce): `m` XORed into `c`.
+    #[inline(always)]
+    pub fn salsa20_xor(c: &mut [u8], m: &[u8], nonce: &[u8; 8], key: &[u8; 32]) {
+        assert_eq!(c.len(), m.len());
+        // SAFETY: `c` and `m` have the same length; nonce and key have the
+        // sizes libsodium reads.
+        let r = unsafe {
+            crypto_stream_salsa20_xor_ic(
+                c.as_mut_ptr(),
+                m.as_ptr(),
+                m.len() as c_ulonglong,
+                nonce.as_ptr(),
+                1,
+                key.as_ptr(),
+            )
+        };
+        assert_eq!(r, 0);
+    }
+
+    /// Poly1305 of `m` under the one-time key `key`.
+    #[inline(always)]
+    pub fn poly1305(m: &[u8], key: &[u8; 32]) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        // SAFETY: a 16-byte output and a 32-byte key, as libsodium requires.
+        let r = unsafe {
+            crypto_onetimeauth(
+                out.as_mut_ptr(),
+                m.as_ptr(),
+                m.len() as c_ulonglong,
+                key.as_ptr(),
+            )
+        };
+        assert_eq!(r, 0);
+        out
     }
 
     pub fn init() {
@@ -287,9 +338,8 @@ fn seal_open_32(c: &mut Criterion) {
 /// zeroed where the compiler cannot drop the writes.
 #[inline(never)]
 fn scrub_like() {
-    use zeroize::Zeroize;
     let mut area = [0xffu8; 4096];
-    black_box(&mut area).zeroize();
+    memguard::wipe_bytes(black_box(&mut area));
 }
 
 /// `n` bytes as a label: "32 B", "4 KiB", "1 MiB".
@@ -340,6 +390,22 @@ fn throughput_for(
             src.copy_from_slice(&tmpl);
             sodium::seal(&mut c, black_box(&src), &NONCE, &KEY);
             sodium::open(&mut back, black_box(&c), &NONCE, &KEY);
+        });
+        assert_eq!(back, tmpl);
+    });
+
+    // The crate's cipher alone (what `Enclave` runs, without the session
+    // key, the nonce, the allocation and the scrubs), on the same buffers.
+    g.bench_with_input(BenchmarkId::new("cipher", &label), &n, |b, _| {
+        let mut src = vec![0u8; n];
+        let mut c = vec![0u8; n];
+        let mut back = vec![0u8; n];
+        b.iter(|| {
+            src.copy_from_slice(&tmpl);
+            let tag = cipher::MessageCipher::new(&KEY, &NONCE).seal(black_box(&src), &mut c);
+            cipher::MessageCipher::new(&KEY, &NONCE)
+                .open_range(black_box(&c), &tag, 0, &mut back)
+                .expect("open");
         });
         assert_eq!(back, tmpl);
     });
@@ -405,6 +471,40 @@ fn poly1305(c: &mut Criterion) {
     g.finish();
 }
 
+/// The two halves of the cipher beside libsodium's: the Salsa20 keystream
+/// (the crate's fastest path, SSE2, against `crypto_stream_salsa20_xor_ic`)
+/// and Poly1305 (the crate's choice by length against
+/// `crypto_onetimeauth`).
+fn components(c: &mut Criterion) {
+    sodium::init();
+    let mut g = c.benchmark_group("components");
+    let key = salsa20::Salsa20Key::new(&KEY, &[7; 8]);
+    for n in [4 * KIB, MIB] {
+        let label = size_label(n);
+        let src = template(n);
+        let mut dst = vec![0u8; n];
+        g.throughput(Throughput::Bytes(n as u64));
+        for path in salsa20::available() {
+            let name = format!("salsa20_{path:?}").to_lowercase();
+            g.bench_with_input(BenchmarkId::new(name, &label), &n, |b, _| {
+                b.iter(|| salsa20::apply(path, &key, 64, black_box(&src), &mut dst))
+            });
+        }
+        g.bench_with_input(BenchmarkId::new("salsa20_libsodium", &label), &n, |b, _| {
+            b.iter(|| sodium::salsa20_xor(&mut dst, black_box(&src), &[7; 8], &KEY))
+        });
+        g.bench_with_input(BenchmarkId::new("poly1305_memguard", &label), &n, |b, _| {
+            b.iter(|| black_box(mac::poly1305_tag(&KEY, black_box(&src))))
+        });
+        g.bench_with_input(
+            BenchmarkId::new("poly1305_libsodium", &label),
+            &n,
+            |b, _| b.iter(|| black_box(sodium::poly1305(black_box(&src), &KEY))),
+        );
+    }
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(30)
@@ -415,6 +515,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = seal_open_32, seal_open_throughput, poly1305
+    targets = seal_open_32, seal_open_throughput, poly1305, components
 }
 criterion_main!(benches);
