@@ -119,7 +119,7 @@ fn sodium() -> Option<&'static Sodium> {
     });
     if loaded.is_none() {
         assert!(
-            std::env::var_os("MEMGUARD_REQUIRE_LIBSODIUM").is_none_or(|v| v != "1"),
+            std::env::var_os("MEMGUARD_REQUIRE_LIBSODIUM").as_deref() != Some("1".as_ref()),
             "MEMGUARD_REQUIRE_LIBSODIUM=1 but libsodium.so.23 cannot be loaded \
              (apt-get install libsodium-dev)"
         );
