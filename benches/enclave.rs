@@ -9,6 +9,15 @@
 //!     nonce. (The in-place detached calls were slightly faster than
 //!     `encrypt` / `decrypt` with a `Vec`, which allocate: 1.76 against
 //!     1.82 us of CPU time.)
+//!   - `libsodium_seal_plus_open`: libsodium's `crypto_secretbox_easy` +
+//!     `crypto_secretbox_open_easy` (the system library, linked into the
+//!     benchmarks only), fixed key and nonce: the baseline of issue 13.
+//!   - `enclave_new_plus_open_into`: `Enclave::new` + `open_into` a kept
+//!     buffer; target <= 1.2x `libsodium_seal_plus_open`.
+//!   - `breakdown_*`: its parts: `cipher_seal_plus_open` (the crate's
+//!     `MessageCipher`, compiled in from `src/crypto/`, seal + open),
+//!     `nonce_getrandom_24` (the OS nonce each seal draws),
+//!     `stack_scrub_4k` (what `scrub_stack` does after each seal and open).
 //!   - `enclave_new`: refill a 32-byte array, `Enclave::new`, drop the enclave.
 //!   - `enclave_open_into`: `open_into` a pre-made mutable 32-byte
 //!     `LockedBuffer`.
@@ -36,6 +45,11 @@
 //!   - `raw`: in-place detached encrypt + decrypt on a `Vec`.
 //!   - `enclave`: `Enclave::new` + `open_into` a pre-made `LockedBuffer`.
 //!   - `enclave_open`: `Enclave::new` + `open` (maps a new buffer each time).
+//!   - `libsodium`: `crypto_secretbox_easy` + `open_easy` on preallocated
+//!     buffers; targets (issue 13): `enclave` <= 1.0x its time at 4 KiB and
+//!     1 MiB.
+//!   - `cipher`: the crate's `MessageCipher` alone, seal + open, on
+//!     preallocated buffers.
 //!
 //!   Target: at 1 MiB, `enclave` throughput >= 0.95x `raw`.
 //!
@@ -44,6 +58,12 @@
 //!   (`src/crypto/mac.rs`), one tag each on the same key and bytes. The
 //!   switch (`orion` up to 3 KiB) sits below the sizes where `rustcrypto`
 //!   wins.
+//!
+//! - `components/{salsa20_<path>,salsa20_libsodium,poly1305_memguard,poly1305_libsodium}/{4 KiB,1 MiB}`:
+//!   the Salsa20 keystream on every path this CPU has
+//!   (`src/crypto/salsa20/`) beside libsodium's
+//!   `crypto_stream_salsa20_xor_ic`, and the crate's Poly1305 beside
+//!   `crypto_onetimeauth`.
 //!
 //! The session key's background rekeying is left at its default (every
 //! 500 ms), as users get it: a rekey takes the coffer lock for a moment and

@@ -18,6 +18,11 @@
 //!   ciphertext is copied into one reused 16 KiB buffer and opened there with
 //!   `decrypt_in_place_detached` (the copy is about 1 us per chunk; the
 //!   stream decrypts buffer to buffer and copies nothing).
+//! - `libsodium_seal_16k_chunks`, `libsodium_open_16k_chunks`: the same
+//!   two with libsodium's `crypto_secretbox_easy` / `open_easy` (the system
+//!   library, linked into the benchmarks only; opening writes into one
+//!   reused buffer, no copy). Targets (issue 13): `stream_write_16k_pieces`
+//!   and `stream_read_16k_buf` at or above their throughput.
 //! - `stream_write_16k_pieces`: a fresh `Stream::new()` (made in the setup,
 //!   not timed), then `write_all` of a 1 MiB source in 16 KiB pieces (what
 //!   `io::copy` with a large buffer does). The full stream is returned from
