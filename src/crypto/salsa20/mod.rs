@@ -216,18 +216,20 @@ pub(crate) fn apply(path: Path, key: &Salsa20Key, position: u64, src: &[u8], dst
         dst = &mut dst[whole..];
     }
 
-    // What is left: one step of the narrowest vector path that covers it,
-    // into zero-padded buffers that are wiped afterwards.
+    // What is left: one step of keystream from the narrowest vector path
+    // that covers it, into a buffer that is wiped afterwards (only the
+    // bytes written: `Zeroizing` would wipe all 512 one byte at a time).
     if !src.is_empty() {
+        static ZEROS: [u8; 8 * BLOCK] = [0; 8 * BLOCK];
         let tail = tail_path(path, src.len());
-        let n = src.len();
         let len = tail.step();
-        let mut inp = Zeroizing::new([0u8; 8 * BLOCK]);
-        let mut out = Zeroizing::new([0u8; 8 * BLOCK]);
-        inp[..n].copy_from_slice(src);
+        let mut stream = [0u8; 8 * BLOCK];
         let state = key.state();
-        xor_steps(tail, &state, counter, &inp[..len], &mut out[..len]);
-        dst.copy_from_slice(&out[..n]);
+        xor_steps(tail, &state, counter, &ZEROS[..len], &mut stream[..len]);
+        for ((d, s), k) in dst.iter_mut().zip(src).zip(&stream[..len]) {
+            *d = s ^ k;
+        }
+        stream[..len].zeroize();
     }
 }
 
