@@ -9,6 +9,15 @@
 //!     nonce. (The in-place detached calls were slightly faster than
 //!     `encrypt` / `decrypt` with a `Vec`, which allocate: 1.76 against
 //!     1.82 us of CPU time.)
+//!   - `libsodium_seal_plus_open`: libsodium's `crypto_secretbox_easy` +
+//!     `crypto_secretbox_open_easy` (the system library, linked into the
+//!     benchmarks only), fixed key and nonce: the baseline of issue 13.
+//!   - `enclave_new_plus_open_into`: `Enclave::new` + `open_into` a kept
+//!     buffer; target <= 1.2x `libsodium_seal_plus_open`.
+//!   - `breakdown_*`: its parts: `cipher_seal_plus_open` (the crate's
+//!     `MessageCipher`, compiled in from `src/crypto/`, seal + open),
+//!     `nonce_getrandom_24` (the OS nonce each seal draws),
+//!     `stack_scrub_4k` (what `scrub_stack` does after each seal and open).
 //!   - `enclave_new`: refill a 32-byte array, `Enclave::new`, drop the enclave.
 //!   - `enclave_open_into`: `open_into` a pre-made mutable 32-byte
 //!     `LockedBuffer`.
@@ -36,6 +45,11 @@
 //!   - `raw`: in-place detached encrypt + decrypt on a `Vec`.
 //!   - `enclave`: `Enclave::new` + `open_into` a pre-made `LockedBuffer`.
 //!   - `enclave_open`: `Enclave::new` + `open` (maps a new buffer each time).
+//!   - `libsodium`: `crypto_secretbox_easy` + `open_easy` on preallocated
+//!     buffers; targets (issue 13): `enclave` <= 1.0x its time at 4 KiB and
+//!     1 MiB.
+//!   - `cipher`: the crate's `MessageCipher` alone, seal + open, on
+//!     preallocated buffers.
 //!
 //!   Target: at 1 MiB, `enclave` throughput >= 0.95x `raw`.
 //!
@@ -44,6 +58,12 @@
 //!   (`src/crypto/mac.rs`), one tag each on the same key and bytes. The
 //!   switch (`orion` up to 3 KiB) sits below the sizes where `rustcrypto`
 //!   wins.
+//!
+//! - `components/{salsa20_<path>,salsa20_libsodium,poly1305_memguard,poly1305_libsodium}/{4 KiB,1 MiB}`:
+//!   the Salsa20 keystream on every path this CPU has
+//!   (`src/crypto/salsa20/`) beside libsodium's
+//!   `crypto_stream_salsa20_xor_ic`, and the crate's Poly1305 beside
+//!   `crypto_onetimeauth`.
 //!
 //! The session key's background rekeying is left at its default (every
 //! 500 ms), as users get it: a rekey takes the coffer lock for a moment and
@@ -65,9 +85,137 @@ use memguard::{Enclave, LockedBuffer};
 const KEY: [u8; 32] = [0x42; 32];
 const NONCE: [u8; 24] = [0x24; 24];
 
+/// libsodium (Debian `libsodium-dev`), the baseline: linked only into the
+/// benchmarks. `crypto_secretbox_easy` writes `tag || ciphertext`.
+mod sodium {
+    use std::ffi::{c_int, c_uchar, c_ulonglong};
+
+    #[link(name = "sodium")]
+    extern "C" {
+        fn sodium_init() -> c_int;
+        fn crypto_secretbox_easy(
+            c: *mut c_uchar,
+            m: *const c_uchar,
+            mlen: c_ulonglong,
+            n: *const c_uchar,
+            k: *const c_uchar,
+        ) -> c_int;
+        fn crypto_secretbox_open_easy(
+            m: *mut c_uchar,
+            c: *const c_uchar,
+            clen: c_ulonglong,
+            n: *const c_uchar,
+            k: *const c_uchar,
+        ) -> c_int;
+
+        fn crypto_stream_salsa20_xor_ic(
+            c: *mut c_uchar,
+            m: *const c_uchar,
+            mlen: c_ulonglong,
+            n: *const c_uchar,
+            ic: u64,
+            k: *const c_uchar,
+        ) -> c_int;
+        fn crypto_onetimeauth(
+            out: *mut c_uchar,
+            m: *const c_uchar,
+            mlen: c_ulonglong,
+            k: *const c_uchar,
+        ) -> c_int;
+    }
+
+    /// Salsa20 from block 1 of (key, nonce): `m` XORed into `c`.
+    #[inline(always)]
+    pub fn salsa20_xor(c: &mut [u8], m: &[u8], nonce: &[u8; 8], key: &[u8; 32]) {
+        assert_eq!(c.len(), m.len());
+        // SAFETY: `c` and `m` have the same length; nonce and key have the
+        // sizes libsodium reads.
+        let r = unsafe {
+            crypto_stream_salsa20_xor_ic(
+                c.as_mut_ptr(),
+                m.as_ptr(),
+                m.len() as c_ulonglong,
+                nonce.as_ptr(),
+                1,
+                key.as_ptr(),
+            )
+        };
+        assert_eq!(r, 0);
+    }
+
+    /// Poly1305 of `m` under the one-time key `key`.
+    #[inline(always)]
+    pub fn poly1305(m: &[u8], key: &[u8; 32]) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        // SAFETY: a 16-byte output and a 32-byte key, as libsodium requires.
+        let r = unsafe {
+            crypto_onetimeauth(
+                out.as_mut_ptr(),
+                m.as_ptr(),
+                m.len() as c_ulonglong,
+                key.as_ptr(),
+            )
+        };
+        assert_eq!(r, 0);
+        out
+    }
+
+    pub fn init() {
+        // SAFETY: no preconditions; returns 1 when already initialised.
+        assert!(unsafe { sodium_init() } >= 0, "sodium_init");
+    }
+
+    /// Seals `m` into `c` (`m.len() + 16` bytes).
+    #[inline(always)]
+    pub fn seal(c: &mut [u8], m: &[u8], nonce: &[u8; 24], key: &[u8; 32]) {
+        assert_eq!(c.len(), m.len() + 16);
+        // SAFETY: `c` has room for the message and the tag; nonce and key
+        // have the sizes libsodium reads.
+        let r = unsafe {
+            crypto_secretbox_easy(
+                c.as_mut_ptr(),
+                m.as_ptr(),
+                m.len() as c_ulonglong,
+                nonce.as_ptr(),
+                key.as_ptr(),
+            )
+        };
+        assert_eq!(r, 0);
+    }
+
+    /// Opens `c` into `m` (`c.len() - 16` bytes).
+    #[inline(always)]
+    pub fn open(m: &mut [u8], c: &[u8], nonce: &[u8; 24], key: &[u8; 32]) {
+        assert_eq!(m.len() + 16, c.len());
+        // SAFETY: as in `seal`; `m` has room for the plaintext.
+        let r = unsafe {
+            crypto_secretbox_open_easy(
+                m.as_mut_ptr(),
+                c.as_ptr(),
+                c.len() as c_ulonglong,
+                nonce.as_ptr(),
+                key.as_ptr(),
+            )
+        };
+        assert_eq!(r, 0, "crypto_secretbox_open_easy: forged");
+    }
+}
+
+// The crate's own cipher, compiled in from its source (it is internal), for
+// the breakdown of a 32-byte seal: the same code `Enclave` runs.
+#[allow(dead_code, unused_imports)]
+#[path = "../src/crypto/cipher.rs"]
+mod cipher;
+#[allow(dead_code)]
+#[path = "../src/crypto/mac.rs"]
+mod mac;
+#[allow(dead_code, unused_imports)]
+#[path = "../src/crypto/salsa20/mod.rs"]
+mod salsa20;
+
 const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;
-const SIZES: [usize; 3] = [KIB, 64 * KIB, MIB];
+const SIZES: [usize; 4] = [KIB, 4 * KIB, 64 * KIB, MIB];
 const HUGE: usize = 16 * MIB;
 
 fn raw_cipher() -> XSalsa20Poly1305 {
@@ -102,6 +250,58 @@ fn seal_open_32(c: &mut Criterion) {
             black_box(buf);
         })
     });
+
+    sodium::init();
+    g.bench_function("libsodium_seal_plus_open", |b| {
+        let mut c = [0u8; 48];
+        b.iter(|| {
+            let m = black_box(tmpl);
+            sodium::seal(&mut c, &m, &NONCE, &KEY);
+            let mut back = [0u8; 32];
+            sodium::open(&mut back, black_box(&c), &NONCE, &KEY);
+            black_box(back);
+        })
+    });
+
+    // Enclave::new + open_into, the pair the target compares with
+    // `libsodium_seal_plus_open`.
+    g.bench_function("enclave_new_plus_open_into", |b| {
+        let mut src = [0u8; 32];
+        let mut dst = LockedBuffer::new(32).expect("LockedBuffer::new");
+        b.iter(|| {
+            src.copy_from_slice(black_box(&tmpl));
+            let e = Enclave::new(&mut src).expect("seal");
+            e.open_into(&mut dst).expect("open_into");
+            drop(black_box(e));
+        });
+        assert!(dst.equal_to(&tmpl));
+    });
+
+    // The breakdown of it: the crate's cipher alone (HSalsa20, block 0,
+    // Poly1305, both ways: what libsodium's two calls do), the 24-byte
+    // nonce from the OS, and a 4 KiB stack scrub like `scrub_stack` (one
+    // per seal and per open). What is left of `enclave_new_plus_open_into`
+    // is the session key's derivation (twice) and the bookkeeping.
+    g.bench_function("breakdown_cipher_seal_plus_open", |b| {
+        b.iter(|| {
+            let m = black_box(tmpl);
+            let mut c = [0u8; 32];
+            let tag = cipher::MessageCipher::new(&KEY, &NONCE).seal(&m, &mut c);
+            let mut back = [0u8; 32];
+            cipher::MessageCipher::new(&KEY, &NONCE)
+                .open_range(black_box(&c), &tag, 0, &mut back)
+                .expect("open");
+            black_box(back);
+        })
+    });
+    g.bench_function("breakdown_nonce_getrandom_24", |b| {
+        b.iter(|| {
+            let mut n = [0u8; 24];
+            getrandom::fill(&mut n).expect("getrandom");
+            black_box(n);
+        })
+    });
+    g.bench_function("breakdown_stack_scrub_4k", |b| b.iter(scrub_like));
 
     g.bench_function("enclave_new", |b| {
         let mut src = [0u8; 32];
@@ -154,6 +354,14 @@ fn seal_open_32(c: &mut Criterion) {
     g.finish();
 }
 
+/// What `scrub_stack` (src/mem/wipe.rs) does: 4 KiB of stack set, then
+/// zeroed where the compiler cannot drop the writes.
+#[inline(never)]
+fn scrub_like() {
+    let mut area = [0xffu8; 4096];
+    memguard::wipe_bytes(black_box(&mut area));
+}
+
 /// `n` bytes as a label: "32 B", "4 KiB", "1 MiB".
 fn size_label(n: usize) -> String {
     if n >= MIB {
@@ -192,6 +400,34 @@ fn throughput_for(
             raw_seal_open(&cipher, &nonce, black_box(&mut buf));
         });
         assert_eq!(buf, tmpl);
+    });
+
+    g.bench_with_input(BenchmarkId::new("libsodium", &label), &n, |b, _| {
+        let mut src = vec![0u8; n];
+        let mut c = vec![0u8; n + 16];
+        let mut back = vec![0u8; n];
+        b.iter(|| {
+            src.copy_from_slice(&tmpl);
+            sodium::seal(&mut c, black_box(&src), &NONCE, &KEY);
+            sodium::open(&mut back, black_box(&c), &NONCE, &KEY);
+        });
+        assert_eq!(back, tmpl);
+    });
+
+    // The crate's cipher alone (what `Enclave` runs, without the session
+    // key, the nonce, the allocation and the scrubs), on the same buffers.
+    g.bench_with_input(BenchmarkId::new("cipher", &label), &n, |b, _| {
+        let mut src = vec![0u8; n];
+        let mut c = vec![0u8; n];
+        let mut back = vec![0u8; n];
+        b.iter(|| {
+            src.copy_from_slice(&tmpl);
+            let tag = cipher::MessageCipher::new(&KEY, &NONCE).seal(black_box(&src), &mut c);
+            cipher::MessageCipher::new(&KEY, &NONCE)
+                .open_range(black_box(&c), &tag, 0, &mut back)
+                .expect("open");
+        });
+        assert_eq!(back, tmpl);
     });
 
     g.bench_with_input(BenchmarkId::new("enclave", &label), &n, |b, _| {
@@ -255,6 +491,40 @@ fn poly1305(c: &mut Criterion) {
     g.finish();
 }
 
+/// The two halves of the cipher beside libsodium's: the Salsa20 keystream
+/// (the crate's fastest path, SSE2, against `crypto_stream_salsa20_xor_ic`)
+/// and Poly1305 (the crate's choice by length against
+/// `crypto_onetimeauth`).
+fn components(c: &mut Criterion) {
+    sodium::init();
+    let mut g = c.benchmark_group("components");
+    let key = salsa20::Salsa20Key::new(&KEY, &[7; 8]);
+    for n in [4 * KIB, MIB] {
+        let label = size_label(n);
+        let src = template(n);
+        let mut dst = vec![0u8; n];
+        g.throughput(Throughput::Bytes(n as u64));
+        for path in salsa20::available() {
+            let name = format!("salsa20_{path:?}").to_lowercase();
+            g.bench_with_input(BenchmarkId::new(name, &label), &n, |b, _| {
+                b.iter(|| salsa20::apply(path, &key, 64, black_box(&src), &mut dst))
+            });
+        }
+        g.bench_with_input(BenchmarkId::new("salsa20_libsodium", &label), &n, |b, _| {
+            b.iter(|| sodium::salsa20_xor(&mut dst, black_box(&src), &[7; 8], &KEY))
+        });
+        g.bench_with_input(BenchmarkId::new("poly1305_memguard", &label), &n, |b, _| {
+            b.iter(|| black_box(mac::poly1305_tag(&KEY, black_box(&src))))
+        });
+        g.bench_with_input(
+            BenchmarkId::new("poly1305_libsodium", &label),
+            &n,
+            |b, _| b.iter(|| black_box(sodium::poly1305(black_box(&src), &KEY))),
+        );
+    }
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(30)
@@ -265,6 +535,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = seal_open_32, seal_open_throughput, poly1305
+    targets = seal_open_32, seal_open_throughput, poly1305, components
 }
 criterion_main!(benches);

@@ -18,6 +18,11 @@
 //!   ciphertext is copied into one reused 16 KiB buffer and opened there with
 //!   `decrypt_in_place_detached` (the copy is about 1 us per chunk; the
 //!   stream decrypts buffer to buffer and copies nothing).
+//! - `libsodium_seal_16k_chunks`, `libsodium_open_16k_chunks`: the same
+//!   two with libsodium's `crypto_secretbox_easy` / `open_easy` (the system
+//!   library, linked into the benchmarks only; opening writes into one
+//!   reused buffer, no copy). Targets (issue 13): `stream_write_16k_pieces`
+//!   and `stream_read_16k_buf` at or above their throughput.
 //! - `stream_write_16k_pieces`: a fresh `Stream::new()` (made in the setup,
 //!   not timed), then `write_all` of a 1 MiB source in 16 KiB pieces (what
 //!   `io::copy` with a large buffer does). The full stream is returned from
@@ -76,6 +81,72 @@ use crypto_secretbox::{Nonce, Tag, XSalsa20Poly1305};
 use memguard::{Stream, DEFAULT_CHUNK_SIZE};
 
 const KEY: [u8; 32] = [0x42; 32];
+
+/// libsodium (Debian `libsodium-dev`), the baseline: linked only into the
+/// benchmarks. `crypto_secretbox_easy` writes `tag || ciphertext`.
+mod sodium {
+    use std::ffi::{c_int, c_uchar, c_ulonglong};
+
+    #[link(name = "sodium")]
+    extern "C" {
+        fn sodium_init() -> c_int;
+        fn crypto_secretbox_easy(
+            c: *mut c_uchar,
+            m: *const c_uchar,
+            mlen: c_ulonglong,
+            n: *const c_uchar,
+            k: *const c_uchar,
+        ) -> c_int;
+        fn crypto_secretbox_open_easy(
+            m: *mut c_uchar,
+            c: *const c_uchar,
+            clen: c_ulonglong,
+            n: *const c_uchar,
+            k: *const c_uchar,
+        ) -> c_int;
+    }
+
+    pub fn init() {
+        // SAFETY: no preconditions; returns 1 when already initialised.
+        assert!(unsafe { sodium_init() } >= 0, "sodium_init");
+    }
+
+    /// Seals `m` into `c` (`m.len() + 16` bytes).
+    #[inline(always)]
+    pub fn seal(c: &mut [u8], m: &[u8], nonce: &[u8; 24], key: &[u8; 32]) {
+        assert_eq!(c.len(), m.len() + 16);
+        // SAFETY: `c` has room for the message and the tag; nonce and key
+        // have the sizes libsodium reads.
+        let r = unsafe {
+            crypto_secretbox_easy(
+                c.as_mut_ptr(),
+                m.as_ptr(),
+                m.len() as c_ulonglong,
+                nonce.as_ptr(),
+                key.as_ptr(),
+            )
+        };
+        assert_eq!(r, 0);
+    }
+
+    /// Opens `c` into `m` (`c.len() - 16` bytes).
+    #[inline(always)]
+    pub fn open(m: &mut [u8], c: &[u8], nonce: &[u8; 24], key: &[u8; 32]) {
+        assert_eq!(m.len() + 16, c.len());
+        // SAFETY: as in `seal`; `m` has room for the plaintext.
+        let r = unsafe {
+            crypto_secretbox_open_easy(
+                m.as_mut_ptr(),
+                c.as_ptr(),
+                c.len() as c_ulonglong,
+                nonce.as_ptr(),
+                key.as_ptr(),
+            )
+        };
+        assert_eq!(r, 0, "crypto_secretbox_open_easy: forged");
+    }
+}
+
 const CHUNK: usize = DEFAULT_CHUNK_SIZE;
 const TOTAL: usize = 1 << 20;
 const CHUNKS: usize = TOTAL / CHUNK;
@@ -205,6 +276,47 @@ fn stream<M: Measurement>(c: &mut Criterion<M>) {
                 cipher
                     .decrypt_in_place_detached(n, b"", out, tag)
                     .expect("decrypt");
+                black_box(&out);
+            }
+        });
+        assert_eq!(out, src[TOTAL - CHUNK..]);
+    });
+
+    // libsodium, the baseline: per chunk a counter nonce and
+    // `crypto_secretbox_easy` into a new `Vec` (as `raw_seal_16k_chunks`);
+    // opening, `crypto_secretbox_open_easy` into one reused buffer.
+    sodium::init();
+    g.bench_function("libsodium_seal_16k_chunks", |b| {
+        b.iter_batched(
+            || (),
+            |()| {
+                let mut out = Vec::with_capacity(CHUNKS);
+                for part in black_box(&src).chunks(CHUNK) {
+                    let n = counter_nonce(&mut counter);
+                    let mut c = vec![0u8; part.len() + 16];
+                    sodium::seal(&mut c, part, n.as_ref(), &KEY);
+                    out.push((n, c));
+                }
+                out
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    let sodium_sealed: Vec<([u8; 24], Vec<u8>)> = src
+        .chunks(CHUNK)
+        .map(|part| {
+            let n: [u8; 24] = counter_nonce(&mut counter).into();
+            let mut c = vec![0u8; part.len() + 16];
+            sodium::seal(&mut c, part, &n, &KEY);
+            (n, c)
+        })
+        .collect();
+    g.bench_function("libsodium_open_16k_chunks", |b| {
+        let mut out = vec![0u8; CHUNK];
+        b.iter(|| {
+            for (n, c) in black_box(&sodium_sealed) {
+                let out = &mut out[..c.len() - 16];
+                sodium::open(out, c, n, &KEY);
                 black_box(&out);
             }
         });

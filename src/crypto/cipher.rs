@@ -1,21 +1,25 @@
-//! XSalsa20-Poly1305 (NaCl `crypto_secretbox`), built from RustCrypto's
-//! `salsa20` and the Poly1305 of [`mac`](super::mac) so that encryption can
-//! read from one buffer and write to another: plaintext in guarded memory,
-//! ciphertext in ordinary memory, and no copy of the plaintext anywhere
-//! else.
+//! XSalsa20-Poly1305 (NaCl `crypto_secretbox`), built from the crate's
+//! Salsa20 keystream ([`salsa20`](super::salsa20): several blocks at a time
+//! with AVX2/SSE2/NEON where the CPU has them), RustCrypto's HSalsa20 for
+//! the subkey, and the Poly1305 of [`mac`](super::mac), so that encryption
+//! can read from one buffer and write to another: plaintext in guarded
+//! memory, ciphertext in ordinary memory, and no copy of the plaintext
+//! anywhere else.
 //!
-//! The construction: the XSalsa20 keystream for (key, nonce); its first 32
-//! bytes are the one-time Poly1305 key; the rest is XORed with the message;
-//! the tag is Poly1305 of the ciphertext. Byte for byte what NaCl's and
-//! libsodium's `crypto_secretbox_easy` produce (checked against the
-//! `crypto_secretbox` crate in the tests).
+//! The construction: the XSalsa20 keystream for (key, nonce), that is
+//! Salsa20 under the HSalsa20 subkey of (key, first 16 nonce bytes) with the
+//! last 8 nonce bytes; its first 32 bytes are the one-time Poly1305 key; the
+//! rest is XORed with the message; the tag is Poly1305 of the ciphertext.
+//! Byte for byte what NaCl's and libsodium's `crypto_secretbox_easy` produce
+//! (checked against the `crypto_secretbox` crate and against libsodium
+//! itself in the tests).
 
-use salsa20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
-use salsa20::XSalsa20;
+use ::salsa20::cipher::consts::U10;
 use subtle::ConstantTimeEq;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::mac::poly1305_tag;
+use super::salsa20::{self as keystream, Path, Salsa20Key, BLOCK};
 
 /// Bytes in a key.
 pub(crate) const KEY_LEN: usize = 32;
@@ -24,40 +28,85 @@ pub(crate) const NONCE_LEN: usize = 24;
 /// Bytes in an authentication tag.
 pub(crate) const TAG_LEN: usize = 16;
 
-/// A cipher keyed for one message: the keystream positioned after the
-/// Poly1305 key, and that one-time key. Both are wiped on drop (`salsa20`'s
-/// zeroize feature, and [`Zeroizing`]); the one-time key is useless for any
-/// other message anyway.
+/// A cipher keyed for one message: the Salsa20 subkey and nonce, the first
+/// keystream block (the one-time Poly1305 key, then the keystream for the
+/// first 32 bytes of the message), and the path that computes the rest.
+/// All of it is wiped on drop ([`Salsa20Key`]'s drop, and [`Zeroizing`]);
+/// the one-time key is useless for any other message anyway.
 pub(crate) struct MessageCipher {
-    stream: XSalsa20,
-    mac_key: Zeroizing<[u8; KEY_LEN]>,
+    key: Salsa20Key,
+    first: Zeroizing<[u8; BLOCK]>,
+    path: Path,
 }
 
 impl MessageCipher {
     /// Keys the cipher for one message under `key` and `nonce`.
     pub(crate) fn new(key: &[u8; KEY_LEN], nonce: &[u8; NONCE_LEN]) -> MessageCipher {
-        let mut stream = XSalsa20::new(key.into(), nonce.into());
-        let mut mac_key = Zeroizing::new([0u8; KEY_LEN]);
-        stream.apply_keystream(&mut *mac_key);
-        MessageCipher { stream, mac_key }
+        MessageCipher::with_path(key, nonce, keystream::best())
+    }
+
+    /// [`new`](MessageCipher::new) on a given keystream path (the tests
+    /// force each one).
+    pub(crate) fn with_path(
+        key: &[u8; KEY_LEN],
+        nonce: &[u8; NONCE_LEN],
+        path: Path,
+    ) -> MessageCipher {
+        let mut head = [0u8; 16];
+        head.copy_from_slice(&nonce[..16]);
+        let mut tail = [0u8; 8];
+        tail.copy_from_slice(&nonce[16..]);
+        let mut subkey: [u8; 32] = ::salsa20::hsalsa::<U10>(key.into(), (&head).into()).into();
+        let key = Salsa20Key::new(&subkey, &tail);
+        subkey.zeroize();
+        // Block 0, computed once: its first half is the Poly1305 key, its
+        // second half the keystream for the first 32 bytes of the message.
+        let mut first = Zeroizing::new([0u8; BLOCK]);
+        keystream::apply(Path::Portable, &key, 0, &[0u8; BLOCK], &mut first[..]);
+        MessageCipher { key, first, path }
+    }
+
+    /// The one-time Poly1305 key.
+    fn mac_key(&self) -> &[u8; KEY_LEN] {
+        self.first[..KEY_LEN]
+            .try_into()
+            .expect("a block holds the key")
+    }
+
+    /// XORs `src` with the keystream from message byte `offset` on, into
+    /// `dst` (same length).
+    fn apply(&self, offset: usize, src: &[u8], dst: &mut [u8]) {
+        // Message byte i is keystream byte 32 + i; those below 64 are in
+        // the block computed by `new`.
+        let n = KEY_LEN.saturating_sub(offset).min(src.len());
+        for i in 0..n {
+            dst[i] = src[i] ^ self.first[KEY_LEN + offset + i];
+        }
+        let position = (KEY_LEN as u64)
+            .checked_add((offset + n) as u64)
+            .expect("offset within the keystream");
+        keystream::apply(self.path, &self.key, position, &src[n..], &mut dst[n..]);
     }
 
     /// Encrypts `plaintext` into `ciphertext` and returns the tag.
     ///
     /// # Panics
     /// When the lengths differ: a bug in the caller, never a data error.
-    pub(crate) fn seal(mut self, plaintext: &[u8], ciphertext: &mut [u8]) -> [u8; TAG_LEN] {
+    pub(crate) fn seal(self, plaintext: &[u8], ciphertext: &mut [u8]) -> [u8; TAG_LEN] {
+        assert_eq!(
+            plaintext.len(),
+            ciphertext.len(),
+            "seal: plaintext and ciphertext lengths differ"
+        );
         // Buffer to buffer: the plaintext is read where it is and never
         // copied into `ciphertext` (which is ordinary memory).
-        self.stream
-            .apply_keystream_b2b(plaintext, ciphertext)
-            .expect("seal: plaintext and ciphertext lengths differ");
-        poly1305_tag(&self.mac_key, ciphertext)
+        self.apply(0, plaintext, ciphertext);
+        poly1305_tag(self.mac_key(), ciphertext)
     }
 
     /// The tag of `ciphertext`, without encrypting anything.
     pub(crate) fn tag(self, ciphertext: &[u8]) -> [u8; TAG_LEN] {
-        poly1305_tag(&self.mac_key, ciphertext)
+        poly1305_tag(self.mac_key(), ciphertext)
     }
 
     /// Checks the tag over `ciphertext` in constant time, and only if it
@@ -78,11 +127,11 @@ impl MessageCipher {
 
     /// Checks the tag over the whole `ciphertext` in constant time, and only
     /// if it matches decrypts `plaintext.len()` bytes starting at `offset`
-    /// into `plaintext` (the keystream is moved there; nothing before it is
-    /// decrypted). On a mismatch, or a range outside the ciphertext,
-    /// `plaintext` is not touched.
+    /// into `plaintext` (nothing before `offset` is decrypted). On a
+    /// mismatch, or a range outside the ciphertext, `plaintext` is not
+    /// touched.
     pub(crate) fn open_range(
-        mut self,
+        self,
         ciphertext: &[u8],
         tag: &[u8; TAG_LEN],
         offset: usize,
@@ -92,22 +141,12 @@ impl MessageCipher {
             .checked_add(plaintext.len())
             .and_then(|end| ciphertext.get(offset..end))
             .ok_or(TagMismatch)?;
-        let expected: [u8; TAG_LEN] = poly1305_tag(&self.mac_key, ciphertext);
+        let expected: [u8; TAG_LEN] = poly1305_tag(self.mac_key(), ciphertext);
         if !bool::from(expected.ct_eq(tag)) {
             return Err(TagMismatch);
         }
-        // The first 32 bytes of keystream were the MAC key.
-        let position = (KEY_LEN as u64)
-            .checked_add(offset as u64)
-            .ok_or(TagMismatch)?;
-        // `new` left the stream right there when `offset` is 0; seeking
-        // anyway would compute the first block a second time.
-        if self.stream.current_pos::<u64>() != position {
-            self.stream.try_seek(position).map_err(|_| TagMismatch)?;
-        }
-        self.stream
-            .apply_keystream_b2b(part, plaintext)
-            .map_err(|_| TagMismatch)
+        self.apply(offset, part, plaintext);
+        Ok(())
     }
 }
 
@@ -118,8 +157,9 @@ pub(crate) struct TagMismatch;
 
 #[cfg(test)]
 mod tests {
+    use super::super::mac::SHORT_MAX;
+    use super::super::salsa20::available;
     use super::*;
-    use crate::crypto::mac::SHORT_MAX;
     use crypto_secretbox::aead::{Aead, KeyInit};
 
     fn reference_seal(key: &[u8; 32], nonce: &[u8; 24], msg: &[u8]) -> Vec<u8> {
@@ -128,26 +168,82 @@ mod tests {
     }
 
     #[test]
-    fn matches_the_reference_secretbox_byte_for_byte() {
+    fn matches_the_reference_secretbox_byte_for_byte_on_every_path() {
         let key = [0x42u8; 32];
         let nonce = [0x24u8; 24];
-        // Both sides of the switch between the two Poly1305 implementations.
-        let short = [0, 1, 31, 32, 33, 63, 64, 65, 1000, SHORT_MAX];
-        let long = [SHORT_MAX + 1, 4103];
-        for len in short.into_iter().chain(long) {
-            let msg: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
-            let mut ct = vec![0u8; len];
-            let tag = MessageCipher::new(&key, &nonce).seal(&msg, &mut ct);
-            let reference = reference_seal(&key, &nonce, &msg);
-            assert_eq!(&reference[..16], &tag, "tag, len {len}");
-            assert_eq!(&reference[16..], &ct[..], "ciphertext, len {len}");
-            assert_eq!(MessageCipher::new(&key, &nonce).tag(&ct), tag);
+        // Both sides of the switch between the two Poly1305 implementations,
+        // and of the vector paths' steps (256 and 512 bytes, after the 32
+        // bytes block 0 covers).
+        let short = [0, 1, 31, 32, 33, 63, 64, 65, 287, 288, 289, 544, 545, 1000];
+        let long = [SHORT_MAX, SHORT_MAX + 1, 4103, 70_001];
+        for path in available() {
+            for len in short.into_iter().chain(long) {
+                let msg: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+                let mut ct = vec![0u8; len];
+                let tag = MessageCipher::with_path(&key, &nonce, path).seal(&msg, &mut ct);
+                let reference = reference_seal(&key, &nonce, &msg);
+                assert_eq!(&reference[..16], &tag, "{path:?}: tag, len {len}");
+                assert_eq!(&reference[16..], &ct[..], "{path:?}: ciphertext, len {len}");
+                assert_eq!(MessageCipher::with_path(&key, &nonce, path).tag(&ct), tag);
 
-            let mut back = vec![0u8; len];
-            MessageCipher::new(&key, &nonce)
-                .open(&ct, &tag, &mut back)
-                .unwrap();
-            assert_eq!(back, msg);
+                let mut back = vec![0u8; len];
+                MessageCipher::with_path(&key, &nonce, path)
+                    .open(&ct, &tag, &mut back)
+                    .unwrap();
+                assert_eq!(back, msg, "{path:?}: len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn nacl_secretbox_vector_whole() {
+        // NaCl's tests/secretbox.c and secretbox.out (also libsodium's
+        // test/default/secretbox.c): the 131-byte message, its tag and
+        // ciphertext.
+        let key: [u8; 32] = [
+            0x1b, 0x27, 0x55, 0x64, 0x73, 0xe9, 0x85, 0xd4, 0x62, 0xcd, 0x51, 0x19, 0x7a, 0x9a,
+            0x46, 0xc7, 0x60, 0x09, 0x54, 0x9e, 0xac, 0x64, 0x74, 0xf2, 0x06, 0xc4, 0xee, 0x08,
+            0x44, 0xf6, 0x83, 0x89,
+        ];
+        let nonce: [u8; 24] = [
+            0x69, 0x69, 0x6e, 0xe9, 0x55, 0xb6, 0x2b, 0x73, 0xcd, 0x62, 0xbd, 0xa8, 0x75, 0xfc,
+            0x73, 0xd6, 0x82, 0x19, 0xe0, 0x03, 0x6b, 0x7a, 0x0b, 0x37,
+        ];
+        let msg: [u8; 131] = [
+            0xbe, 0x07, 0x5f, 0xc5, 0x3c, 0x81, 0xf2, 0xd5, 0xcf, 0x14, 0x13, 0x16, 0xeb, 0xeb,
+            0x0c, 0x7b, 0x52, 0x28, 0xc5, 0x2a, 0x4c, 0x62, 0xcb, 0xd4, 0x4b, 0x66, 0x84, 0x9b,
+            0x64, 0x24, 0x4f, 0xfc, 0xe5, 0xec, 0xba, 0xaf, 0x33, 0xbd, 0x75, 0x1a, 0x1a, 0xc7,
+            0x28, 0xd4, 0x5e, 0x6c, 0x61, 0x29, 0x6c, 0xdc, 0x3c, 0x01, 0x23, 0x35, 0x61, 0xf4,
+            0x1d, 0xb6, 0x6c, 0xce, 0x31, 0x4a, 0xdb, 0x31, 0x0e, 0x3b, 0xe8, 0x25, 0x0c, 0x46,
+            0xf0, 0x6d, 0xce, 0xea, 0x3a, 0x7f, 0xa1, 0x34, 0x80, 0x57, 0xe2, 0xf6, 0x55, 0x6a,
+            0xd6, 0xb1, 0x31, 0x8a, 0x02, 0x4a, 0x83, 0x8f, 0x21, 0xaf, 0x1f, 0xde, 0x04, 0x89,
+            0x77, 0xeb, 0x48, 0xf5, 0x9f, 0xfd, 0x49, 0x24, 0xca, 0x1c, 0x60, 0x90, 0x2e, 0x52,
+            0xf0, 0xa0, 0x89, 0xbc, 0x76, 0x89, 0x70, 0x40, 0xe0, 0x82, 0xf9, 0x37, 0x76, 0x38,
+            0x48, 0x64, 0x5e, 0x07, 0x05,
+        ];
+        let expected: [u8; 147] = [
+            0xf3, 0xff, 0xc7, 0x70, 0x3f, 0x94, 0x00, 0xe5, 0x2a, 0x7d, 0xfb, 0x4b, 0x3d, 0x33,
+            0x05, 0xd9, 0x8e, 0x99, 0x3b, 0x9f, 0x48, 0x68, 0x12, 0x73, 0xc2, 0x96, 0x50, 0xba,
+            0x32, 0xfc, 0x76, 0xce, 0x48, 0x33, 0x2e, 0xa7, 0x16, 0x4d, 0x96, 0xa4, 0x47, 0x6f,
+            0xb8, 0xc5, 0x31, 0xa1, 0x18, 0x6a, 0xc0, 0xdf, 0xc1, 0x7c, 0x98, 0xdc, 0xe8, 0x7b,
+            0x4d, 0xa7, 0xf0, 0x11, 0xec, 0x48, 0xc9, 0x72, 0x71, 0xd2, 0xc2, 0x0f, 0x9b, 0x92,
+            0x8f, 0xe2, 0x27, 0x0d, 0x6f, 0xb8, 0x63, 0xd5, 0x17, 0x38, 0xb4, 0x8e, 0xee, 0xe3,
+            0x14, 0xa7, 0xcc, 0x8a, 0xb9, 0x32, 0x16, 0x45, 0x48, 0xe5, 0x26, 0xae, 0x90, 0x22,
+            0x43, 0x68, 0x51, 0x7a, 0xcf, 0xea, 0xbd, 0x6b, 0xb3, 0x73, 0x2b, 0xc0, 0xe9, 0xda,
+            0x99, 0x83, 0x2b, 0x61, 0xca, 0x01, 0xb6, 0xde, 0x56, 0x24, 0x4a, 0x9e, 0x88, 0xd5,
+            0xf9, 0xb3, 0x79, 0x73, 0xf6, 0x22, 0xa4, 0x3d, 0x14, 0xa6, 0x59, 0x9b, 0x1f, 0x65,
+            0x4c, 0xb4, 0x5a, 0x74, 0xe3, 0x55, 0xa5,
+        ];
+        assert_eq!(
+            reference_seal(&key, &nonce, &msg),
+            expected,
+            "the vector itself"
+        );
+        for path in available() {
+            let mut ct = [0u8; 131];
+            let tag = MessageCipher::with_path(&key, &nonce, path).seal(&msg, &mut ct);
+            assert_eq!(tag, expected[..16], "{path:?}");
+            assert_eq!(ct, expected[16..], "{path:?}");
         }
     }
 
@@ -188,12 +284,25 @@ mod tests {
         let msg: Vec<u8> = (0..1000).map(|i| (i * 13) as u8).collect();
         let mut ct = vec![0u8; 1000];
         let tag = MessageCipher::new(&key, &nonce).seal(&msg, &mut ct);
-        for (offset, len) in [(0, 1000), (1, 5), (63, 70), (64, 64), (999, 1), (500, 0)] {
-            let mut out = vec![0u8; len];
-            MessageCipher::new(&key, &nonce)
-                .open_range(&ct, &tag, offset, &mut out)
-                .unwrap();
-            assert_eq!(out, &msg[offset..offset + len]);
+        let ranges = [
+            (0, 1000),
+            (1, 5),
+            (31, 2),
+            (32, 600),
+            (63, 70),
+            (64, 64),
+            (100, 900),
+            (999, 1),
+            (500, 0),
+        ];
+        for path in available() {
+            for (offset, len) in ranges {
+                let mut out = vec![0u8; len];
+                MessageCipher::with_path(&key, &nonce, path)
+                    .open_range(&ct, &tag, offset, &mut out)
+                    .unwrap();
+                assert_eq!(out, &msg[offset..offset + len], "{path:?}: {offset}+{len}");
+            }
         }
         let mut out = [0u8; 2];
         assert!(MessageCipher::new(&key, &nonce)

@@ -1,0 +1,188 @@
+//! The cipher against libsodium itself, loaded at run time with `dlopen`
+//! (Debian's `libsodium23`, which `libsodium-dev` pulls in), so that the
+//! crate's tests build and link without it.
+//!
+//! Without libsodium these tests pass with a note on stderr, unless
+//! `MEMGUARD_REQUIRE_LIBSODIUM=1` (set by `.ci/run`), when they fail.
+//!
+//! - `crypto_secretbox_easy` on random keys, nonces and messages against
+//!   [`MessageCipher`] on every keystream path, byte for byte;
+//! - `crypto_stream_salsa20_xor_ic` (Salsa20 from any block counter)
+//!   against [`apply`] on every path, at random counters and lengths.
+
+use std::ffi::{c_int, c_uchar, c_ulonglong, c_void, CStr};
+use std::sync::OnceLock;
+
+use super::super::cipher::MessageCipher;
+use super::tests::Rng;
+use super::{apply, available, Salsa20Key};
+
+type SecretboxEasy = unsafe extern "C" fn(
+    c: *mut c_uchar,
+    m: *const c_uchar,
+    mlen: c_ulonglong,
+    n: *const c_uchar,
+    k: *const c_uchar,
+) -> c_int;
+
+type StreamXorIc = unsafe extern "C" fn(
+    c: *mut c_uchar,
+    m: *const c_uchar,
+    mlen: c_ulonglong,
+    n: *const c_uchar,
+    ic: u64,
+    k: *const c_uchar,
+) -> c_int;
+
+struct Sodium {
+    secretbox_easy: SecretboxEasy,
+    salsa20_xor_ic: StreamXorIc,
+}
+
+impl Sodium {
+    /// `crypto_secretbox_easy(key, nonce, msg)`: tag || ciphertext.
+    fn secretbox(&self, key: &[u8; 32], nonce: &[u8; 24], msg: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; msg.len() + 16];
+        // SAFETY: `out` has room for the message and the 16-byte tag, the
+        // nonce and key are 24 and 32 bytes, as libsodium's documentation
+        // requires; the function pointer was resolved from libsodium under
+        // this name and has this C signature (sodium/crypto_secretbox.h).
+        let r = unsafe {
+            (self.secretbox_easy)(
+                out.as_mut_ptr(),
+                msg.as_ptr(),
+                msg.len() as c_ulonglong,
+                nonce.as_ptr(),
+                key.as_ptr(),
+            )
+        };
+        assert_eq!(r, 0, "crypto_secretbox_easy failed");
+        out
+    }
+
+    /// `crypto_stream_salsa20_xor_ic`: `msg` XORed with the Salsa20
+    /// keystream from block `counter` on.
+    fn salsa20_xor(&self, key: &[u8; 32], nonce: &[u8; 8], counter: u64, msg: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; msg.len()];
+        // SAFETY: `out` is as long as the message, the nonce and key are 8
+        // and 32 bytes (sodium/crypto_stream_salsa20.h); the pointer was
+        // resolved from libsodium under this name.
+        let r = unsafe {
+            (self.salsa20_xor_ic)(
+                out.as_mut_ptr(),
+                msg.as_ptr(),
+                msg.len() as c_ulonglong,
+                nonce.as_ptr(),
+                counter,
+                key.as_ptr(),
+            )
+        };
+        assert_eq!(r, 0, "crypto_stream_salsa20_xor_ic failed");
+        out
+    }
+}
+
+/// libsodium, loaded once; `None` when it is not installed (and not
+/// required).
+fn sodium() -> Option<&'static Sodium> {
+    static SODIUM: OnceLock<Option<Sodium>> = OnceLock::new();
+    let loaded = SODIUM.get_or_init(|| {
+        let names: [&CStr; 2] = [c"libsodium.so.23", c"libsodium.so"];
+        // SAFETY: dlopen with NUL-terminated names; libsodium's
+        // initialisers have no preconditions.
+        let lib = names
+            .iter()
+            .map(|n| unsafe { libc::dlopen(n.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) })
+            .find(|h| !h.is_null())?;
+        let sym = |name: &CStr| -> *mut c_void {
+            // SAFETY: `lib` is a live handle (never closed), `name` is
+            // NUL-terminated.
+            let p = unsafe { libc::dlsym(lib, name.as_ptr()) };
+            assert!(!p.is_null(), "libsodium lacks {name:?}");
+            p
+        };
+        // SAFETY: the symbols are libsodium's functions with these C
+        // signatures (the headers of libsodium 1.0.x); sodium_init takes
+        // nothing and returns 0, or 1 when already initialised.
+        unsafe {
+            let init: unsafe extern "C" fn() -> c_int = std::mem::transmute(sym(c"sodium_init"));
+            assert!(init() >= 0, "sodium_init failed");
+            Some(Sodium {
+                secretbox_easy: std::mem::transmute::<*mut c_void, SecretboxEasy>(sym(
+                    c"crypto_secretbox_easy",
+                )),
+                salsa20_xor_ic: std::mem::transmute::<*mut c_void, StreamXorIc>(sym(
+                    c"crypto_stream_salsa20_xor_ic",
+                )),
+            })
+        }
+    });
+    if loaded.is_none() {
+        assert!(
+            std::env::var_os("MEMGUARD_REQUIRE_LIBSODIUM").as_deref() != Some("1".as_ref()),
+            "MEMGUARD_REQUIRE_LIBSODIUM=1 but libsodium.so.23 cannot be loaded \
+             (apt-get install libsodium-dev)"
+        );
+        eprintln!("libsodium not found: skipped (MEMGUARD_REQUIRE_LIBSODIUM=1 makes this fail)");
+    }
+    loaded.as_ref()
+}
+
+#[test]
+fn secretbox_matches_libsodium_on_random_keys_nonces_and_messages() {
+    let Some(sodium) = sodium() else { return };
+    let (mut rng, seed) = Rng::seeded();
+    let mut lens: Vec<usize> = (0..=600).collect();
+    lens.extend([1000, 3072, 3073, 4096, 4097, 16 * 1024, 100_000]);
+    for _ in 0..8 {
+        lens.push(rng.below(1 << 20) as usize);
+    }
+    for path in available() {
+        for &len in &lens {
+            let key = rng.bytes::<32>();
+            let nonce = rng.bytes::<24>();
+            let msg = rng.vec(len);
+            let expected = sodium.secretbox(&key, &nonce, &msg);
+            let mut ct = vec![0u8; len];
+            let tag = MessageCipher::with_path(&key, &nonce, path).seal(&msg, &mut ct);
+            assert_eq!(tag, expected[..16], "{path:?}: tag, len {len}, seed {seed}");
+            assert!(
+                ct == expected[16..],
+                "{path:?}: ciphertext, len {len}, seed {seed}"
+            );
+        }
+    }
+}
+
+#[test]
+fn salsa20_matches_libsodium_from_any_block_counter() {
+    let Some(sodium) = sodium() else { return };
+    let (mut rng, seed) = Rng::seeded();
+    let mut counters: Vec<u64> = (0..9).collect();
+    counters.extend([(1 << 32) - 9, (1 << 32) - 1, 1 << 32, u64::MAX / 64]);
+    for _ in 0..6 {
+        counters.push(rng.below(u64::MAX / 64));
+    }
+    for path in available() {
+        for &counter in &counters {
+            for len in [1, 64, 100, 256, 511, 512, 513, 4096 + 17] {
+                let key = rng.bytes::<32>();
+                let nonce = rng.bytes::<8>();
+                let msg = rng.vec(len);
+                let expected = sodium.salsa20_xor(&key, &nonce, counter, &msg);
+                let mut out = vec![0u8; len];
+                apply(
+                    path,
+                    &Salsa20Key::new(&key, &nonce),
+                    counter * 64,
+                    &msg,
+                    &mut out,
+                );
+                assert!(
+                    out == expected,
+                    "{path:?}: counter {counter}, len {len}, seed {seed}"
+                );
+            }
+        }
+    }
+}
