@@ -39,7 +39,11 @@ declare -A SKIP=(
         covers_the_data_pages_and_their_guard_pages
         forget_all_clears_every_slot_and_remove_still_frees_it
         wipe_all_reaches_a_segment_published_out_of_order
-        wipe_all_skips_an_unmapped_slot_wipes_the_others_and_allocates_nothing"
+        wipe_all_skips_an_unmapped_slot_wipes_the_others_and_allocates_nothing
+        every_length_up_to_2048_on_every_path
+        random_lengths_up_to_1_mib_at_random_positions
+        lengths_around_every_64_256_and_512_byte_boundary
+        secretbox_matches_libsodium_on_random_keys_nonces_and_messages"
     [locked_buffer]=""
     [concurrency]="
         purge_during_reading_constructor_growth_is_an_error_not_a_panic"
@@ -60,6 +64,13 @@ declare -A SKIP=(
 #   valgrind follows the fork and checks the child for leaks too (the
 #   allocations of the parent's other threads, which the child does not
 #   have, look lost), and makes its exit code 99.
+# - memguard/crypto::salsa20's three differential sweeps and the random
+#   libsodium comparison: 6-10 s each natively (debug), together over 10
+#   minutes here. Every keystream path (AVX2, SSE2, portable) still runs
+#   under valgrind through the known-answer vectors, the offsets into a
+#   block, the block-counter carry test, the libsodium block-counter test
+#   and the cipher's reference test; the sweeps run natively in the test
+#   stage and in the keystream fuzz target.
 # - concurrency/purge_during_reading_constructor_growth_is_an_error_not_a_panic:
 #   cannot work under valgrind, which runs one thread at a time: the purging
 #   thread busy-waits, and the 3000 calls overrun the test's own 60 s
