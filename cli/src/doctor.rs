@@ -95,7 +95,12 @@ pub struct Check {
 }
 
 impl Check {
-    pub fn new(name: &'static str, kind: Kind, result: Outcome, evidence: impl Into<String>) -> Check {
+    pub fn new(
+        name: &'static str,
+        kind: Kind,
+        result: Outcome,
+        evidence: impl Into<String>,
+    ) -> Check {
         Check {
             name,
             kind,
@@ -128,7 +133,6 @@ impl Check {
     }
 }
 
-
 /// The whole report, as `--json` prints it.
 #[derive(Debug, Serialize)]
 struct Report {
@@ -138,7 +142,6 @@ struct Report {
     checks: Vec<Check>,
     summary: Summary,
 }
-
 
 #[derive(Debug, Serialize)]
 struct Summary {
@@ -150,8 +153,6 @@ struct Summary {
     passed: bool,
     elapsed_ms: u64,
 }
-
-
 
 /// Runs every check, prints the table (or JSON) and returns 0 when no
 /// check failed, 1 otherwise.
@@ -288,7 +289,6 @@ fn render(report: &Report, style: Style) -> String {
 // System checks
 // ---------------------------------------------------------------------------
 
-
 /// A byte count in the unit that reads best.
 pub fn size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
@@ -322,12 +322,6 @@ pub fn page_size_check(page: usize) -> Check {
     )
 }
 
-
-
-
-
-
-
 /// The failed `name` check when the hardening child gave no report:
 /// `prefix`, then why.
 pub fn hardening_failed(name: &'static str, kind: Kind, prefix: &str, why: &str) -> Check {
@@ -339,14 +333,6 @@ pub fn hardening_failed(name: &'static str, kind: Kind, prefix: &str, why: &str)
     )
     .fix_failure()
 }
-
-
-
-
-
-
-
-
 
 /// The `crash handler` check: `crash_handler_installed()` in a child after its first allocation.
 pub fn crash_handler_check(hardening: &Result<Value, String>) -> Check {
@@ -424,7 +410,6 @@ impl ChildRun {
 pub fn last_line(text: &str) -> Option<&str> {
     text.lines().rev().find(|l| !l.trim().is_empty())
 }
-
 
 /// The command that runs self-test `test` in a child.
 pub fn selftest_command(test: &str, extra: &[&str]) -> Result<Command, String> {
@@ -563,9 +548,6 @@ pub fn frozen_write_check() -> Check {
     }
 }
 
-
-
-
 /// The `seal/open` check: the steps of a seal/open round trip in a child.
 pub fn seal_open_check() -> Check {
     let name = "seal/open";
@@ -606,9 +588,6 @@ pub fn seal_open_check() -> Check {
         .fix_failure()
     }
 }
-
-
-
 
 /// Plays the hidden `selftest` subcommand (the child side).
 pub fn selftest(test: selftest::Test, unhardened: bool) -> ExitCode {

@@ -216,8 +216,6 @@ fn hardening() -> Result<Value, String> {
     Ok(json!({ "before": before, "after": after }))
 }
 
-
-
 /// Whether any 16-byte window of `secret` occurs in `haystack`.
 fn contains_window(haystack: &[u8], secret: &[u8]) -> bool {
     secret
@@ -299,4 +297,3 @@ fn seal_open() -> Result<Value, String> {
     drop(dst);
     Ok(Value::Array(steps))
 }
-

@@ -40,11 +40,7 @@ impl Style {
         let terminal = stdout.is_terminal();
         Style {
             colour: terminal && colour_allowed(),
-            width: if terminal {
-                terminal_width(true)
-            } else {
-                None
-            },
+            width: if terminal { terminal_width(true) } else { None },
         }
     }
 

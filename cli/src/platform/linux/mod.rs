@@ -123,7 +123,9 @@ pub fn checks(run: &mut dyn FnMut(&str, &mut dyn FnMut() -> Check)) {
     run("swap", &mut swap_check);
     run("memfd_secret", &mut memfd_secret_check);
     run("transparent huge pages", &mut thp_check);
-    run("crash handler", &mut || doctor::crash_handler_check(&hardening));
+    run("crash handler", &mut || {
+        doctor::crash_handler_check(&hardening)
+    });
     run("guard pages (children)", &mut doctor::guard_pages_check);
     run("frozen write (child)", &mut doctor::frozen_write_check);
     run("smaps flags (child)", &mut smaps_check);
