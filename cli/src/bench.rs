@@ -262,7 +262,7 @@ fn raw_floor<R: 'static>(
 
 /// Builds the two sides of `spec`.
 fn build(spec: &Spec) -> Result<Case, String> {
-    let page = rustix::param::page_size();
+    let page = crate::platform::page_size();
     Ok(match spec.kind {
         SpecKind::Lifecycle { n, minimal } => Case {
             memguard: Box::new(move |iters| {
@@ -512,10 +512,10 @@ fn build(spec: &Spec) -> Result<Case, String> {
     })
 }
 
-/// Why `spec` cannot run under this process's `RLIMIT_MEMLOCK`, if so.
+/// Why `spec` cannot run under this process's limit on locked memory
+/// (`RLIMIT_MEMLOCK`, the working-set quota), if so.
 fn memlock_shortfall(spec: &Spec) -> Option<String> {
-    use rustix::thread::CapabilitySet;
-    let page = rustix::param::page_size() as u64;
+    let page = crate::platform::page_size() as u64;
     let pages = match spec.kind {
         SpecKind::LifecycleSpare => 4,
         SpecKind::Lifecycle { n, .. } | SpecKind::EnclaveOpen(n) | SpecKind::EnclaveOpenInto(n) => {
@@ -524,17 +524,7 @@ fn memlock_shortfall(spec: &Spec) -> Option<String> {
         SpecKind::Purge(count) => count as u64 + 2,
         _ => 4,
     };
-    let ipc_lock = rustix::thread::capabilities(None)
-        .is_ok_and(|c| c.effective.contains(CapabilitySet::IPC_LOCK));
-    let limit = rustix::process::getrlimit(rustix::process::Resource::Memlock).current?;
-    if ipc_lock || pages * page <= limit {
-        return None;
-    }
-    Some(format!(
-        "needs about {} KiB of locked memory; RLIMIT_MEMLOCK is {} KiB (raise it with `ulimit -l`)",
-        pages * page / 1024,
-        limit / 1024
-    ))
+    crate::platform::lock_shortfall(pages * page)
 }
 
 /// Nanoseconds per iteration of `iters` iterations taking `d`.

@@ -15,7 +15,7 @@
 mod bench;
 mod doctor;
 mod floors;
-mod scan;
+mod platform;
 mod selftest;
 mod ui;
 

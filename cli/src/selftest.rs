@@ -9,14 +9,19 @@
 //! survives an action that should have killed it prints `MARK SURVIVED`
 //! and exits with code 3.
 //!
+//! The tests every OS has are here; those of one OS (smaps, the scan
+//! target, fork) are in its [`crate::platform`] module.
+//!
 //! Nothing here is meant to be run by hand, though it is harmless to.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::ValueEnum;
 use memguard::{Enclave, Error, LockedBuffer};
 use serde_json::{json, Value};
+
+use crate::platform;
 
 /// Printed before the fatal action.
 pub const ARMED: &str = "ARMED";
@@ -72,10 +77,9 @@ pub fn run(test: Test, unhardened: bool) -> ExitCode {
         Test::GuardUnderflow => guard_underflow(),
         Test::FrozenWrite => frozen_write(),
         Test::Hardening => hardening(),
-        Test::Smaps => smaps(),
-        Test::WipeOnFork => wipe_on_fork(),
         Test::SealOpen => seal_open(),
-        Test::ScanTarget => scan_target(),
+        Test::Smaps | Test::WipeOnFork | Test::ScanTarget => platform::selftest(test)
+            .unwrap_or_else(|| Err(format!("no {test:?} self-test on {}", platform::OS))),
     };
     match outcome {
         Ok(value) => {
@@ -94,7 +98,7 @@ fn fail(message: &str) -> ExitCode {
 
 /// Prints `MARK`-style output and makes sure it has left the process
 /// before whatever comes next (which may kill it).
-fn mark(line: &str) {
+pub fn mark(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
@@ -107,12 +111,12 @@ fn survived(action: &str) -> Result<Value, String> {
 }
 
 /// Turns a memguard error into the text of a failed self-test.
-fn err(what: &str) -> impl Fn(Error) -> String + '_ {
+pub fn err(what: &str) -> impl Fn(Error) -> String + '_ {
     move |e| format!("{what}: {e}")
 }
 
 /// A mutable buffer of `len` bytes filled with `fill`, and its data pointer.
-fn filled(len: usize, fill: u8) -> Result<(LockedBuffer, *mut u8), String> {
+pub fn filled(len: usize, fill: u8) -> Result<(LockedBuffer, *mut u8), String> {
     let mut buf = LockedBuffer::new(len).map_err(err("LockedBuffer::new"))?;
     let ptr = {
         let mut data = buf.bytes_mut().map_err(err("bytes_mut"))?;
@@ -195,190 +199,21 @@ fn frozen_write() -> Result<Value, String> {
     survived("a write to a frozen buffer")
 }
 
-/// The soft and hard RLIMIT_CORE, `null` meaning unlimited.
-fn core_limit() -> Value {
-    let l = rustix::process::getrlimit(rustix::process::Resource::Core);
-    json!({ "soft": l.current, "hard": l.maximum })
-}
-
-/// `PR_GET_DUMPABLE`: 0, 1 or 2, or the error.
-fn dumpable() -> Value {
-    use rustix::process::DumpableBehavior;
-    match rustix::process::dumpable_behavior() {
-        Ok(DumpableBehavior::NotDumpable) => json!(0),
-        Ok(DumpableBehavior::Dumpable) => json!(1),
-        Ok(DumpableBehavior::DumpableReadableOnlyByRoot) => json!(2),
-        Err(e) => json!(format!("error: {e}")),
-    }
-}
-
 /// Self-test `hardening`: the hardening state before and after the first allocation.
 fn hardening() -> Result<Value, String> {
-    let before = json!({
-        "core": core_limit(),
-        "dumpable": dumpable(),
-        "hardened": memguard::is_process_hardened(),
-        "crash_handler": memguard::crash_handler_installed(),
-    });
+    // What the OS reports (the core limit, the dumpable flag, the error
+    // mode, ...), and what memguard says.
+    let state = || {
+        let mut v = platform::process_state();
+        v["hardened"] = json!(memguard::is_process_hardened());
+        v["crash_handler"] = json!(memguard::crash_handler_installed());
+        v
+    };
+    let before = state();
     let buf = LockedBuffer::new(32).map_err(err("LockedBuffer::new"))?;
-    let after = json!({
-        "core": core_limit(),
-        "dumpable": dumpable(),
-        "hardened": memguard::is_process_hardened(),
-        "crash_handler": memguard::crash_handler_installed(),
-    });
+    let after = state();
     drop(buf);
     Ok(json!({ "before": before, "after": after }))
-}
-
-/// One entry of `/proc/self/smaps`: its range, permissions and VmFlags.
-#[derive(Debug)]
-struct Mapping {
-    start: usize,
-    end: usize,
-    perms: String,
-    flags: Vec<String>,
-}
-
-/// This process's `/proc/self/smaps`, parsed.
-fn read_smaps() -> Result<Vec<Mapping>, String> {
-    let text = std::fs::read_to_string("/proc/self/smaps")
-        .map_err(|e| format!("read /proc/self/smaps: {e}"))?;
-    let mut maps: Vec<Mapping> = Vec::new();
-    for line in text.lines() {
-        if let Some(m) = parse_header(line) {
-            maps.push(m);
-        } else if let (Some(flags), Some(last)) = (line.strip_prefix("VmFlags:"), maps.last_mut()) {
-            last.flags = flags.split_whitespace().map(str::to_owned).collect();
-        }
-    }
-    Ok(maps)
-}
-
-/// Parses `start-end perms offset dev inode [name]`.
-fn parse_header(line: &str) -> Option<Mapping> {
-    let mut parts = line.split_whitespace();
-    let (start, end) = parts.next()?.split_once('-')?;
-    let start = usize::from_str_radix(start, 16).ok()?;
-    let end = usize::from_str_radix(end, 16).ok()?;
-    let perms = parts.next()?;
-    if perms.len() != 4 || start >= end {
-        return None;
-    }
-    Some(Mapping {
-        start,
-        end,
-        perms: perms.to_owned(),
-        flags: Vec::new(),
-    })
-}
-
-/// The permissions (and flags) of the mapping that holds `address`.
-fn mapping_at(maps: &[Mapping], address: usize) -> Value {
-    match maps.iter().find(|m| (m.start..m.end).contains(&address)) {
-        Some(m) => json!({ "perms": m.perms, "flags": m.flags }),
-        None => json!({ "perms": "unmapped", "flags": [] }),
-    }
-}
-
-/// What smaps says about `buf`'s data pages and the pages on either side.
-fn placement(buf: &LockedBuffer) -> Result<Value, String> {
-    let len = buf.len();
-    let page = buf.page_size();
-    let data = buf.bytes().as_ptr() as usize;
-    let first_page = data + len - len.div_ceil(page) * page;
-    let end = data + len;
-    let maps = read_smaps()?;
-    Ok(json!({
-        "len": len,
-        "data_ends_at_page_end": end.is_multiple_of(page),
-        "data": mapping_at(&maps, first_page),
-        "leading": mapping_at(&maps, first_page - 1),
-        "trailing": mapping_at(&maps, end),
-        "wipes_on_fork": buf.wipes_on_fork(),
-    }))
-}
-
-/// Self-test `smaps`: placement records of a small and a multi-page buffer, mutable and frozen.
-fn smaps() -> Result<Value, String> {
-    let mut out = Vec::new();
-    for len in [32, 3 * 4096 + 5] {
-        let mut buf = LockedBuffer::new(len).map_err(err("LockedBuffer::new"))?;
-        let mutable = placement(&buf)?;
-        buf.freeze().map_err(err("freeze"))?;
-        let frozen = placement(&buf)?;
-        out.push(json!({ "mutable": mutable, "frozen": frozen }));
-    }
-    Ok(Value::Array(out))
-}
-
-/// Forks; the forked child reads `len` bytes at `ptr` and reports through
-/// its exit code: 0 all zeros, 1 all `fill`, 2 anything else. Returns
-/// "zeros", "data", "mixed" or "signal N".
-fn fork_and_probe(ptr: *const u8, len: usize, fill: u8) -> Result<String, String> {
-    let _ = std::io::stdout().flush();
-    // SAFETY: this process has a single thread (the self-test spawns none),
-    // and the forked child only reads memory and calls _exit.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        let (mut zeros, mut same) = (0, 0);
-        for i in 0..len {
-            // SAFETY: `ptr..ptr+len` is mapped in the parent; if the child
-            // does not have it the read faults, which the parent sees.
-            match unsafe { ptr.add(i).read_volatile() } {
-                0 => zeros += 1,
-                b if b == fill => same += 1,
-                _ => {}
-            }
-        }
-        let code = if zeros == len {
-            0
-        } else if same == len {
-            1
-        } else {
-            2
-        };
-        // SAFETY: ends the forked child at once, running nothing of the
-        // parent's (atexit handlers, destructors, stdio flushes).
-        unsafe { libc::_exit(code) }
-    }
-    if pid < 0 {
-        return Err(format!("fork: {}", std::io::Error::last_os_error()));
-    }
-    let mut status = 0;
-    // SAFETY: waits for the child just forked; `status` is a valid int.
-    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
-        return Err(format!("waitpid: {}", std::io::Error::last_os_error()));
-    }
-    Ok(if libc::WIFEXITED(status) {
-        match libc::WEXITSTATUS(status) {
-            0 => "zeros".into(),
-            1 => "data".into(),
-            _ => "mixed".into(),
-        }
-    } else if libc::WIFSIGNALED(status) {
-        format!("signal {}", libc::WTERMSIG(status))
-    } else {
-        format!("status {status}")
-    })
-}
-
-/// Self-test `wipe-on-fork`: what forked children see of a buffer and of a heap copy.
-fn wipe_on_fork() -> Result<Value, String> {
-    const FILL: u8 = 0xAA;
-    let (buf, ptr) = filled(64, FILL)?;
-    let heap = Box::new([FILL; 64]);
-    let buffer_seen = fork_and_probe(ptr, buf.len(), FILL)?;
-    // Control: ordinary memory is copied into the forked child, so the
-    // probe really reads the parent's bytes.
-    let heap_seen = fork_and_probe(heap.as_ptr(), heap.len(), FILL)?;
-    let intact = buf.bytes().iter().all(|&b| b == FILL);
-    Ok(json!({
-        "buffer": buffer_seen,
-        "heap": heap_seen,
-        "wipes_on_fork": buf.wipes_on_fork(),
-        "parent_copy_intact": intact,
-    }))
 }
 
 /// Whether any 16-byte window of `secret` occurs in `haystack`.
@@ -461,51 +296,4 @@ fn seal_open() -> Result<Value, String> {
     drop(fresh);
     drop(dst);
     Ok(Value::Array(steps))
-}
-
-/// Unbuffered reads from file descriptor 0 (std's `Stdin` keeps a copy of
-/// what it reads in its buffer, which the scan would rightly find).
-struct RawStdin;
-
-impl Read for RawStdin {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        Ok(rustix::io::read(rustix::stdio::stdin(), buf)?)
-    }
-}
-
-/// Self-test `scan-target`: holds a sealed secret (and a transformed control
-/// copy) until stdin ends.
-fn scan_target() -> Result<Value, String> {
-    // The secret goes from the pipe straight into guarded memory.
-    let plain = LockedBuffer::from_reader(RawStdin, SCAN_SECRET_LEN)
-        .map_err(err("LockedBuffer::from_reader(stdin)"))?;
-    // The positive control: a transformed copy in ordinary heap memory,
-    // which the parent's scan must find.
-    let control: Vec<u8> = plain.bytes().iter().map(|b| b ^ CONTROL_XOR).collect();
-    // Seal (this destroys, so wipes and unmaps, the plaintext buffer).
-    let sealed = plain.seal().map_err(err("seal"))?;
-    // Open once and close again, so that opening leaves nothing behind
-    // either.
-    {
-        let opened = sealed.open().map_err(err("open"))?;
-        let same = opened
-            .bytes()
-            .iter()
-            .zip(&control)
-            .all(|(p, c)| p ^ CONTROL_XOR == *c);
-        if !same {
-            return Err("the opened enclave differs from the secret".into());
-        }
-    }
-    mark(&format!(
-        "{READY} pid={} hardened={}",
-        std::process::id(),
-        memguard::is_process_hardened()
-    ));
-    // Hold the enclave and the control until the parent closes our stdin.
-    let mut byte = [0u8; 1];
-    while matches!(RawStdin.read(&mut byte), Ok(n) if n > 0) {}
-    std::hint::black_box(&control);
-    std::hint::black_box(&sealed);
-    Ok(json!({ "held": sealed.len() }))
 }

@@ -40,11 +40,7 @@ impl Style {
         let terminal = stdout.is_terminal();
         Style {
             colour: terminal && colour_allowed(),
-            width: if terminal {
-                terminal_width(&stdout)
-            } else {
-                None
-            },
+            width: if terminal { terminal_width(true) } else { None },
         }
     }
 
@@ -73,10 +69,10 @@ fn colour_allowed() -> bool {
     !no_color && !dumb
 }
 
-/// The width of the terminal behind `fd`, if it says.
-fn terminal_width(fd: impl std::os::fd::AsFd) -> Option<usize> {
-    match rustix::termios::tcgetwinsize(fd) {
-        Ok(size) if size.ws_col >= 20 => Some(usize::from(size.ws_col)),
+/// The width of the terminal on stdout (`true`) or stderr, if it says.
+fn terminal_width(stdout: bool) -> Option<usize> {
+    match crate::platform::terminal_width(stdout) {
+        Some(cols) if cols >= 20 => Some(cols),
         _ => std::env::var("COLUMNS")
             .ok()
             .and_then(|c| c.parse().ok())
@@ -196,7 +192,7 @@ impl Progress {
         };
         Progress {
             mode,
-            width: terminal_width(&stderr).unwrap_or(80),
+            width: terminal_width(false).unwrap_or(80),
             started: Instant::now(),
             drawn: false,
             drawn_len: 0,

@@ -1,0 +1,123 @@
+//! FreeBSD and OpenBSD: RLIMIT_MEMLOCK, RLIMIT_CORE, the per-mapping flags
+//! memguard sets (FreeBSD: MAP_NOCORE / MADV_NOCORE and
+//! minherit(INHERIT_ZERO); OpenBSD: MAP_CONCEAL and
+//! minherit(MAP_INHERIT_ZERO)), checked by a forked child reading zeros; and
+//! the self-tests every Unix has. Compile-checked only in CI.
+
+use std::process::ExitStatus;
+
+use serde_json::{json, Value};
+
+use super::unix;
+use crate::doctor::{self, run_child, Check, Kind};
+use crate::selftest::Test;
+
+/// The OS's name in the report.
+#[cfg(target_os = "freebsd")]
+pub const OS: &str = "FreeBSD";
+/// The OS's name in the report.
+#[cfg(target_os = "openbsd")]
+pub const OS: &str = "OpenBSD";
+
+/// What memguard asks of each mapping here.
+#[cfg(target_os = "freebsd")]
+const MAPPING_FLAGS: &str = "MAP_NOCORE and MADV_NOCORE (out of core dumps), \
+    minherit(INHERIT_ZERO) (forked children see zeros)";
+/// What memguard asks of each mapping here.
+#[cfg(target_os = "openbsd")]
+const MAPPING_FLAGS: &str = "MAP_CONCEAL (out of core dumps), minherit(MAP_INHERIT_ZERO) (forked \
+    children see zeros)";
+
+/// What a child touching a guard page dies of.
+pub const FAULT: &str = "SIGSEGV or SIGBUS";
+
+/// What the crash handler catches.
+pub const CRASH_EVENTS: &str = "SIGSEGV or SIGBUS";
+
+/// The limit on locked memory, as evidence names it.
+pub const LOCK_LIMIT: &str = "RLIMIT_MEMLOCK";
+
+/// The fix for a small `RLIMIT_MEMLOCK`.
+pub const LOCK_FIX: &str = "raise RLIMIT_MEMLOCK: `ulimit -l <KiB>` in the shell that starts the \
+    program, or `memorylocked` in the user's login class (login.conf)";
+
+pub use unix::{ending, page_size, terminal_width};
+
+/// The names of every check, in the order they are reported.
+pub const CHECK_NAMES: &[&str] = &[
+    "page size",
+    "memlock limit",
+    "core dump limit",
+    "mapping flags",
+    "crash handler",
+    "guard pages",
+    "frozen write",
+    "wipe on fork",
+    "seal/open",
+];
+
+/// Whether a child died of SIGSEGV or SIGBUS.
+pub fn died_of_fault(status: &ExitStatus) -> bool {
+    unix::died_of(status, &[libc::SIGSEGV, libc::SIGBUS])
+}
+
+/// Why `bytes` of locked memory would not fit, if they would not.
+pub fn lock_shortfall(bytes: u64) -> Option<String> {
+    unix::memlock_shortfall(bytes, false)
+}
+
+/// The report's `system` object.
+pub fn system_info() -> Value {
+    let uname = rustix::system::uname();
+    let uid = rustix::process::getuid().as_raw();
+    json!({
+        "os": OS,
+        "kernel": uname.release().to_string_lossy(),
+        "machine": uname.machine().to_string_lossy(),
+        "user": format!("uid {uid}"),
+        "uid": uid,
+    })
+}
+
+/// The hardening self-test's view of the process: RLIMIT_CORE.
+pub fn process_state() -> Value {
+    json!({ "core": unix::core_limit() })
+}
+
+/// The child side of the BSD-only self-tests.
+pub fn selftest(test: Test) -> Option<Result<Value, String>> {
+    match test {
+        Test::WipeOnFork => Some(unix::wipe_on_fork()),
+        _ => None,
+    }
+}
+
+/// Runs every row, in the order of [`CHECK_NAMES`].
+pub fn checks(run: &mut dyn FnMut(&str, &mut dyn FnMut() -> Check)) {
+    let page = page_size();
+    let core_here = rustix::process::getrlimit(rustix::process::Resource::Core);
+    let mut hardening: Result<Value, String> = Err("not run".into());
+    run("page size", &mut || doctor::page_size_check(page));
+    run("memlock limit", &mut || unix::memlock_check(page, 0, None));
+    run("core dump limit (child)", &mut || {
+        hardening = run_child("hardening", &[]).and_then(|c| c.result());
+        unix::core_limit_check(core_here, &hardening)
+    });
+    run("mapping flags", &mut || {
+        Check::ok(
+            "mapping flags",
+            Kind::System,
+            format!(
+                "each buffer's mapping gets {MAPPING_FLAGS}; `wipe on fork` below checks the \
+                 second"
+            ),
+        )
+    });
+    run("crash handler", &mut || {
+        doctor::crash_handler_check(&hardening)
+    });
+    run("guard pages (children)", &mut doctor::guard_pages_check);
+    run("frozen write (child)", &mut doctor::frozen_write_check);
+    run("wipe on fork (child)", &mut unix::wipe_on_fork_check);
+    run("seal/open (child)", &mut doctor::seal_open_check);
+}

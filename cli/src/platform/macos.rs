@@ -1,0 +1,156 @@
+//! macOS: RLIMIT_MEMLOCK, RLIMIT_CORE (the only way out of core dumps), and
+//! PT_DENY_ATTACH (the debugger-attach block of the process hardening); the
+//! self-tests every Unix has. Compile-checked only in CI.
+
+use std::process::ExitStatus;
+
+use serde_json::{json, Value};
+
+use super::unix;
+use crate::doctor::{self, hardening_failed, run_child, Check, Kind, Outcome};
+use crate::selftest::Test;
+
+/// The OS's name in the report.
+pub const OS: &str = "macOS";
+
+/// What a child touching a guard page dies of.
+pub const FAULT: &str = "SIGSEGV or SIGBUS";
+
+/// What the crash handler catches.
+pub const CRASH_EVENTS: &str = "SIGSEGV or SIGBUS";
+
+/// The limit on locked memory, as evidence names it.
+pub const LOCK_LIMIT: &str = "RLIMIT_MEMLOCK";
+
+/// The fix for a small `RLIMIT_MEMLOCK`.
+pub const LOCK_FIX: &str = "raise RLIMIT_MEMLOCK: `ulimit -l <KiB>` in the shell that starts the \
+    program, or HardResourceLimits/SoftResourceLimits in its launchd plist";
+
+pub use unix::{ending, page_size, terminal_width};
+
+/// The names of every check, in the order they are reported.
+pub const CHECK_NAMES: &[&str] = &[
+    "page size",
+    "memlock limit",
+    "core dump limit",
+    "debugger attach",
+    "crash handler",
+    "guard pages",
+    "frozen write",
+    "wipe on fork",
+    "seal/open",
+];
+
+/// Whether a child died of SIGSEGV or SIGBUS (macOS raises either).
+pub fn died_of_fault(status: &ExitStatus) -> bool {
+    unix::died_of(status, &[libc::SIGSEGV, libc::SIGBUS])
+}
+
+/// Why `bytes` of locked memory would not fit, if they would not.
+pub fn lock_shortfall(bytes: u64) -> Option<String> {
+    unix::memlock_shortfall(bytes, false)
+}
+
+/// The report's `system` object.
+pub fn system_info() -> Value {
+    let uname = rustix::system::uname();
+    let uid = rustix::process::getuid().as_raw();
+    json!({
+        "os": OS,
+        "kernel": uname.release().to_string_lossy(),
+        "machine": uname.machine().to_string_lossy(),
+        "user": format!("uid {uid}"),
+        "uid": uid,
+    })
+}
+
+/// The hardening self-test's view of the process: RLIMIT_CORE and whether
+/// debuggers are refused (P_LNOATTACH, set by PT_DENY_ATTACH).
+pub fn process_state() -> Value {
+    json!({ "core": unix::core_limit(), "deny_attach": deny_attach() })
+}
+
+/// P_LNOATTACH in this process's `kern.proc.pid` flags, or the error.
+fn deny_attach() -> Value {
+    const P_LNOATTACH: i32 = 0x0000_1000;
+    let mut mib = [
+        libc::CTL_KERN,
+        libc::KERN_PROC,
+        libc::KERN_PROC_PID,
+        std::process::id() as libc::c_int,
+    ];
+    // SAFETY: an all-zero kinfo_proc is valid; sysctl writes at most `len`
+    // bytes into it.
+    let mut info: libc::kinfo_proc = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::kinfo_proc>();
+    // SAFETY: a four-element MIB, an output buffer of `len` bytes, no new
+    // value.
+    let r = unsafe {
+        libc::sysctl(
+            mib.as_mut_ptr(),
+            4,
+            (&mut info as *mut libc::kinfo_proc).cast(),
+            &mut len,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if r != 0 {
+        return json!(format!("error: {}", std::io::Error::last_os_error()));
+    }
+    json!(info.kp_proc.p_flag & P_LNOATTACH != 0)
+}
+
+/// The child side of the macOS-only self-tests.
+pub fn selftest(test: Test) -> Option<Result<Value, String>> {
+    match test {
+        Test::WipeOnFork => Some(unix::wipe_on_fork()),
+        _ => None,
+    }
+}
+
+/// Runs every row, in the order of [`CHECK_NAMES`].
+pub fn checks(run: &mut dyn FnMut(&str, &mut dyn FnMut() -> Check)) {
+    let page = page_size();
+    let core_here = rustix::process::getrlimit(rustix::process::Resource::Core);
+    let mut hardening: Result<Value, String> = Err("not run".into());
+    run("page size", &mut || doctor::page_size_check(page));
+    run("memlock limit", &mut || unix::memlock_check(page, 0, None));
+    run("core dump limit (child)", &mut || {
+        hardening = run_child("hardening", &[]).and_then(|c| c.result());
+        unix::core_limit_check(core_here, &hardening)
+    });
+    run("debugger attach", &mut || deny_attach_check(&hardening));
+    run("crash handler", &mut || {
+        doctor::crash_handler_check(&hardening)
+    });
+    run("guard pages (children)", &mut doctor::guard_pages_check);
+    run("frozen write (child)", &mut doctor::frozen_write_check);
+    run("wipe on fork (child)", &mut unix::wipe_on_fork_check);
+    run("seal/open (child)", &mut doctor::seal_open_check);
+}
+
+/// The `debugger attach` check: P_LNOATTACH in a child after its first
+/// allocation.
+fn deny_attach_check(hardening: &Result<Value, String>) -> Check {
+    let name = "debugger attach";
+    let h = match hardening {
+        Ok(h) => h,
+        Err(e) => return hardening_failed(name, Kind::System, "", e),
+    };
+    let after = &h["after"]["deny_attach"];
+    let evidence = format!(
+        "P_LNOATTACH in a child: {} before, {after} after memguard's first allocation",
+        h["before"]["deny_attach"]
+    );
+    if after.as_bool() == Some(true) {
+        Check::ok(
+            name,
+            Kind::System,
+            format!("{evidence}: PT_DENY_ATTACH refuses debuggers (and dtrace)"),
+        )
+    } else {
+        Check::new(name, Kind::System, Outcome::Degraded, evidence)
+            .fix("keep memguard's process hardening on (do not call disable_process_hardening)")
+    }
+}

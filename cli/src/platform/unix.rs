@@ -1,0 +1,289 @@
+//! What every Unix shares: rlimits, signals, fork.
+
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+
+use serde_json::{json, Value};
+
+use crate::doctor::{hardening_failed, limit_text, Check, Kind, Outcome, FEW_BUFFERS};
+use crate::doctor::{run_child, ChildRun};
+use crate::selftest::filled;
+
+/// The page size.
+pub fn page_size() -> usize {
+    rustix::param::page_size()
+}
+
+/// The width of the terminal on stdout (or stderr), if it is one.
+pub fn terminal_width(stdout: bool) -> Option<usize> {
+    let size = if stdout {
+        rustix::termios::tcgetwinsize(rustix::stdio::stdout())
+    } else {
+        rustix::termios::tcgetwinsize(rustix::stdio::stderr())
+    };
+    size.ok().map(|s| usize::from(s.ws_col))
+}
+
+/// How a child ended, in words: its exit code or the signal it died of.
+pub fn ending(status: &ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(sig)) => format!("died of {}", signal_name(sig)),
+        _ => format!("ended with {status:?}"),
+    }
+}
+
+/// Whether a child died of one of `signals`.
+pub fn died_of(status: &ExitStatus, signals: &[i32]) -> bool {
+    status.signal().is_some_and(|s| signals.contains(&s))
+}
+
+/// `RLIMIT_MEMLOCK`'s soft limit, when it keeps `bytes` from being locked
+/// (and `exempt` is false): why.
+pub fn memlock_shortfall(bytes: u64, exempt: bool) -> Option<String> {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Memlock).current?;
+    if exempt || bytes <= limit {
+        return None;
+    }
+    Some(format!(
+        "needs about {} KiB of locked memory; RLIMIT_MEMLOCK is {} KiB (raise it with `ulimit -l`)",
+        bytes / 1024,
+        limit / 1024
+    ))
+}
+
+/// The `memlock limit` check: how many buffers and enclaves fit in `RLIMIT_MEMLOCK`.
+///
+/// `locked_now`: bytes this process has locked already; `privilege`: the
+/// privilege this process has that lifts the limit (Linux's CAP_IPC_LOCK),
+/// if it has one.
+pub fn memlock_check(page: usize, locked_now: u64, privilege: Option<&str>) -> Check {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Memlock);
+    let page = page as u64;
+    let limits = format!(
+        "RLIMIT_MEMLOCK soft {}, hard {}",
+        limit_text(limit.current),
+        limit_text(limit.maximum)
+    );
+    let Some(soft) = limit.current else {
+        return Check::ok(
+            "memlock limit",
+            Kind::System,
+            format!("{limits}: buffers are bounded by RAM only"),
+        );
+    };
+    let fit = soft.saturating_sub(locked_now) / page;
+    let mib_pages = (1u64 << 20).div_ceil(page);
+    let fits = format!(
+        "{fit} small buffers fit at once (1 page each, a 1 MiB buffer takes {mib_pages} pages); \
+         enclaves: any number sealed (ciphertext in ordinary memory), {} small ones open at \
+         once (the session key takes 1 page)",
+        fit.saturating_sub(1)
+    );
+    if let Some(p) = privilege {
+        return Check::ok(
+            "memlock limit",
+            Kind::System,
+            format!(
+                "{limits}; ok only because this process has {p} (as root has), so the limit \
+                 does not apply and buffers are bounded by RAM only. A user without {p} is \
+                 held to its own RLIMIT_MEMLOCK (run `memguard doctor` as the user the program \
+                 will run as to see it); under the limit above: {fits}"
+            ),
+        );
+    }
+    let result = if fit == 0 {
+        Outcome::Failed
+    } else if fit < FEW_BUFFERS {
+        Outcome::Degraded
+    } else {
+        Outcome::Ok
+    };
+    Check::new(
+        "memlock limit",
+        Kind::System,
+        result,
+        format!("{limits}: {fits}"),
+    )
+    .fix(super::LOCK_FIX)
+}
+
+/// The soft and hard limits of a `{"soft":..,"hard":..}` object.
+fn json_limits(v: &Value) -> (Option<u64>, Option<u64>) {
+    (v["soft"].as_u64(), v["hard"].as_u64())
+}
+
+/// The `core dump limit` check: `RLIMIT_CORE` here and in a hardened child.
+pub fn core_limit_check(here: rustix::process::Rlimit, hardening: &Result<Value, String>) -> Check {
+    let name = "core dump limit";
+    let here_text = format!(
+        "RLIMIT_CORE here: soft {}, hard {}",
+        limit_text(here.current),
+        limit_text(here.maximum)
+    );
+    let h = match hardening {
+        Ok(h) => h,
+        Err(e) => return hardening_failed(name, Kind::System, &format!("{here_text}; "), e),
+    };
+    let after = json_limits(&h["after"]["core"]);
+    let evidence = format!(
+        "{here_text}; after memguard's first allocation (in a child): soft {}, hard {}",
+        limit_text(after.0),
+        limit_text(after.1)
+    );
+    if after == (Some(0), Some(0)) {
+        Check::ok(
+            name,
+            Kind::System,
+            format!("{evidence}: no core file is ever written"),
+        )
+    } else {
+        Check::new(name, Kind::System, Outcome::Failed, evidence).fix(
+            "memguard could not lower RLIMIT_CORE; start the program with `ulimit -c 0` \
+             (LimitCORE=0 in a systemd unit)",
+        )
+    }
+}
+
+/// The `wipe on fork` check: what a forked grandchild sees of a buffer.
+pub fn wipe_on_fork_check() -> Check {
+    let name = "wipe on fork";
+    let v = match run_child("wipe-on-fork", &[]).and_then(ChildRun::result) {
+        Ok(v) => v,
+        Err(e) => return Check::new(name, Kind::SelfTest, Outcome::Failed, e).fix_failure(),
+    };
+    let buffer = v["buffer"].as_str().unwrap_or("?");
+    let heap = v["heap"].as_str().unwrap_or("?");
+    let wf = v["wipes_on_fork"].as_bool() == Some(true);
+    let intact = v["parent_copy_intact"].as_bool() == Some(true);
+    if heap != "data" {
+        return Check::new(
+            name,
+            Kind::SelfTest,
+            Outcome::Failed,
+            format!(
+                "the control failed: a forked child read `{heap}` from an ordinary heap copy \
+                 instead of the parent's bytes"
+            ),
+        )
+        .fix_failure();
+    }
+    let faulted = [libc::SIGSEGV, libc::SIGBUS]
+        .iter()
+        .any(|s| buffer == format!("signal {s}"));
+    let expected = if wf { "zeros" } else { "a fault" };
+    if (if wf { buffer == "zeros" } else { faulted }) && intact {
+        Check::ok(
+            name,
+            Kind::SelfTest,
+            if wf {
+                "a forked child read zeros where a buffer's data is (wiped on fork), and the \
+                 parent's bytes from an ordinary heap copy (control); the parent's buffer was \
+                 left intact"
+            } else {
+                "a forked child faulted reading a buffer (not inherited: this kernel cannot \
+                 wipe on fork) and read the parent's bytes from an ordinary heap copy \
+                 (control)"
+            },
+        )
+    } else {
+        Check::new(
+            name,
+            Kind::SelfTest,
+            Outcome::Failed,
+            format!(
+                "a forked child saw `{buffer}` of a buffer (expected {expected}); parent's copy \
+                 intact: {intact}"
+            ),
+        )
+        .fix_failure()
+    }
+}
+
+/// A signal's name.
+pub fn signal_name(sig: i32) -> String {
+    match sig {
+        libc::SIGSEGV => "SIGSEGV".into(),
+        libc::SIGBUS => "SIGBUS".into(),
+        libc::SIGABRT => "SIGABRT".into(),
+        libc::SIGKILL => "SIGKILL".into(),
+        libc::SIGILL => "SIGILL".into(),
+        other => format!("signal {other}"),
+    }
+}
+
+/// The soft and hard RLIMIT_CORE, `null` meaning unlimited.
+pub fn core_limit() -> Value {
+    let l = rustix::process::getrlimit(rustix::process::Resource::Core);
+    json!({ "soft": l.current, "hard": l.maximum })
+}
+
+/// Forks; the forked child reads `len` bytes at `ptr` and reports through
+/// its exit code: 0 all zeros, 1 all `fill`, 2 anything else. Returns
+/// "zeros", "data", "mixed" or "signal N".
+fn fork_and_probe(ptr: *const u8, len: usize, fill: u8) -> Result<String, String> {
+    let _ = std::io::stdout().flush();
+    // SAFETY: this process has a single thread (the self-test spawns none),
+    // and the forked child only reads memory and calls _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let (mut zeros, mut same) = (0, 0);
+        for i in 0..len {
+            // SAFETY: `ptr..ptr+len` is mapped in the parent; if the child
+            // does not have it the read faults, which the parent sees.
+            match unsafe { ptr.add(i).read_volatile() } {
+                0 => zeros += 1,
+                b if b == fill => same += 1,
+                _ => {}
+            }
+        }
+        let code = if zeros == len {
+            0
+        } else if same == len {
+            1
+        } else {
+            2
+        };
+        // SAFETY: ends the forked child at once, running nothing of the
+        // parent's (atexit handlers, destructors, stdio flushes).
+        unsafe { libc::_exit(code) }
+    }
+    if pid < 0 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child just forked; `status` is a valid int.
+    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
+        return Err(format!("waitpid: {}", std::io::Error::last_os_error()));
+    }
+    Ok(if libc::WIFEXITED(status) {
+        match libc::WEXITSTATUS(status) {
+            0 => "zeros".into(),
+            1 => "data".into(),
+            _ => "mixed".into(),
+        }
+    } else if libc::WIFSIGNALED(status) {
+        format!("signal {}", libc::WTERMSIG(status))
+    } else {
+        format!("status {status}")
+    })
+}
+
+/// Self-test `wipe-on-fork`: what forked children see of a buffer and of a heap copy.
+pub fn wipe_on_fork() -> Result<Value, String> {
+    const FILL: u8 = 0xAA;
+    let (buf, ptr) = filled(64, FILL)?;
+    let heap = Box::new([FILL; 64]);
+    let buffer_seen = fork_and_probe(ptr, buf.len(), FILL)?;
+    // Control: ordinary memory is copied into the forked child, so the
+    // probe really reads the parent's bytes.
+    let heap_seen = fork_and_probe(heap.as_ptr(), heap.len(), FILL)?;
+    let intact = buf.bytes().iter().all(|&b| b == FILL);
+    Ok(json!({
+        "buffer": buffer_seen,
+        "heap": heap_seen,
+        "wipes_on_fork": buf.wipes_on_fork(),
+        "parent_copy_intact": intact,
+    }))
+}
