@@ -8,3 +8,5 @@ mod terminal;
 mod views;
 
 pub use locked_buffer::LockedBuffer;
+#[cfg(test)]
+pub(crate) use terminal::read_password_on;
