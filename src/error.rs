@@ -183,7 +183,8 @@ pub enum Error {
     /// up.
     #[error("no terminal to read the secret from ({source}); pass it another way (a file, a pipe on standard input, or the environment)")]
     NoTerminal {
-        /// The error from opening or configuring `/dev/tty`.
+        /// The error from opening or configuring the terminal (`/dev/tty`
+        /// on Unix, the console on Windows).
         #[source]
         source: io::Error,
     },

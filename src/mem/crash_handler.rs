@@ -83,8 +83,8 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Once;
 
-use super::sys::{Disposition, Fault, Os, Pages, Process};
 use super::crash_table;
+use super::sys::{Disposition, Fault, Os, Pages, Process};
 
 static INSTALL: Once = Once::new();
 static INSTALLED: AtomicBool = AtomicBool::new(false);
@@ -202,7 +202,11 @@ mod tests {
         };
         let wipes = std::cell::Cell::new(0);
         decide(&mut f, || wipes.set(wipes.get() + 1));
-        assert_eq!(wipes.get() > 0, f.died, "a wipe exactly when the process dies");
+        assert_eq!(
+            wipes.get() > 0,
+            f.died,
+            "a wipe exactly when the process dies"
+        );
         (f.called, f.died)
     }
 

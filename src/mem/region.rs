@@ -3,13 +3,13 @@
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use super::protections::Protections;
-use super::sys::{Access, Os, Pages};
 use super::borrow::{BorrowState, Refused};
 use super::corruption::{self, CanaryCorruption};
 use super::layout::Layout;
+use super::protections::Protections;
 use super::reference::Ref;
 use super::reference_mut::RefMut;
+use super::sys::{Access, Os, Pages};
 use super::{canary, crash_handler, crash_table, fork, harden, spares, wipe};
 use crate::error::{Error, Result};
 

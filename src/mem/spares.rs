@@ -28,10 +28,10 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, Once, OnceLock, PoisonError, TryLockError};
 
+use super::fork;
 use super::layout::Layout;
 use super::protections::Protections;
 use super::sys::{Access, Os, Pages};
-use super::fork;
 
 /// How many spares are kept unless [`set_limit`] says otherwise.
 pub(crate) const DEFAULT_LIMIT: usize = 8;

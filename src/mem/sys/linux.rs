@@ -94,12 +94,6 @@ pub(super) fn mapping_advice(f: &mut fmt::Formatter<'_>, max: Option<u64>) -> fm
     )
 }
 
-/// The faulting address of a fault.
-pub(super) fn fault_address(info: &libc::siginfo_t) -> usize {
-    // SAFETY: called only for a fault (si_code > 0), which carries si_addr.
-    unsafe { info.si_addr() as usize }
-}
-
 /// The faulting thread's stack pointer, from the context the kernel saved.
 ///
 /// # Safety

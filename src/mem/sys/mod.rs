@@ -123,6 +123,7 @@ pub(crate) struct Hardened {
 /// The earlier handler's disposition for a fault or signal, as the fault
 /// hook found it (see [`Fault`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(windows, allow(dead_code))] // Windows hands every fault on.
 pub(crate) enum Disposition {
     /// The default action: the process dies.
     Default,
@@ -293,6 +294,9 @@ use openbsd as os;
 
 #[cfg(all(windows, not(miri)))]
 mod windows;
+// The Windows lock decision, pure, so that every system tests it.
+#[cfg_attr(not(all(windows, not(miri))), allow(dead_code))]
+mod quota;
 
 /// The backend of this build: [`Pages`] and [`Process`].
 #[cfg(all(unix, not(miri)))]

@@ -131,9 +131,11 @@ impl Fault for UnixFault {
         // SAFETY: with SA_SIGINFO the kernel passes a valid siginfo_t (or
         // null, handled); the address is read only for a fault (si_code >
         // 0), which carries it.
-        match unsafe { self.info.as_ref() } {
-            Some(i) if i.si_code > 0 => Some(os::fault_address(i)),
-            _ => None,
+        unsafe {
+            match self.info.as_ref() {
+                Some(i) if i.si_code > 0 => Some(i.si_addr() as usize),
+                _ => None,
+            }
         }
     }
 
@@ -155,9 +157,10 @@ impl Fault for UnixFault {
     /// first for `SA_RESETHAND`. memguard's disposition stays installed
     /// otherwise.
     fn call_earlier(&mut self) -> Disposition {
-        let Some(previous) = self.previous.filter(|p| {
-            disposition(p.sa_sigaction) == Disposition::Handler
-        }) else {
+        let Some(previous) = self
+            .previous
+            .filter(|p| disposition(p.sa_sigaction) == Disposition::Handler)
+        else {
             return disposition(current_action(self.signal));
         };
         // SAFETY: pthread_sigmask with initialised sets is async-signal-safe.

@@ -60,6 +60,39 @@ pub(super) fn map_error(operation: &'static str, e: Errno) -> Error {
     }
 }
 
+/// A fresh private anonymous `PROT_NONE` mapping through libc's `mmap`,
+/// with the system's `extra` flags (for the systems whose flags rustix
+/// does not name).
+#[allow(dead_code)]
+pub(super) fn map_with(len: usize, extra: libc::c_int) -> Result<*mut c_void> {
+    // SAFETY: a null hint lets the kernel pick an address that overlaps
+    // nothing; the new mapping is private, anonymous and PROT_NONE, so no
+    // existing memory or reference is affected.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANON | extra,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(map_error(
+            "mmap",
+            Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::NOMEM),
+        ));
+    }
+    Ok(ptr)
+}
+
+/// The last `errno`, as an [`Error::Os`] for `operation`.
+#[allow(dead_code)]
+pub(super) fn last_error(operation: &'static str) -> Error {
+    Error::os(operation, std::io::Error::last_os_error())
+}
+
 /// The soft `RLIMIT_MEMLOCK` in bytes; `None` when unlimited.
 fn memlock_limit() -> Option<u64> {
     getrlimit(Resource::Memlock).current

@@ -41,7 +41,8 @@ fn sigaction_error(source: std::io::Error) -> Error {
 impl Termination for Signals {
     type Listener = Handle;
 
-    const TERMINATING: &'static [i32] = &[SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM];
+    const TERMINATING: &'static [i32] =
+        &[SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM];
 
     fn refused(signal: i32) -> bool {
         REFUSED.contains(&signal)
