@@ -669,6 +669,7 @@ fn enclave_new_never_fails_with_destroyed_during_a_concurrent_purge() {
 #[cfg(target_os = "linux")]
 mod linux_only {
     use super::*;
+    use memguard::set_rekey_interval;
 
     // ---------------------------------------------------------------------------
     // The rekeying thread
