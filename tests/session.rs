@@ -755,7 +755,7 @@ mod linux_only {
             return;
         }
         let out = support::run_child_timeout(
-            "rekeying_thread_starts_with_the_key_and_ends_on_purge",
+            "linux_only::rekeying_thread_starts_with_the_key_and_ends_on_purge",
             "rekey-thread",
             Duration::from_secs(30),
         );
@@ -909,7 +909,7 @@ mod linux_only {
             return;
         }
         memlock_parent(
-            "memlock_limit_zero_fails_cleanly",
+            "linux_only::memlock_limit_zero_fails_cleanly",
             "memlock-0",
             "MEMLOCK 0 OK",
         );
@@ -922,7 +922,7 @@ mod linux_only {
             return;
         }
         memlock_parent(
-            "memlock_limit_16k_runs_out_and_purge_recovers",
+            "linux_only::memlock_limit_16k_runs_out_and_purge_recovers",
             "memlock-16k",
             "MEMLOCK 16384 OK",
         );
@@ -935,7 +935,7 @@ mod linux_only {
             return;
         }
         memlock_parent(
-            "memlock_limit_64k_runs_out_and_purge_recovers",
+            "linux_only::memlock_limit_64k_runs_out_and_purge_recovers",
             "memlock-64k",
             "MEMLOCK 65536 OK",
         );

@@ -122,7 +122,7 @@ fn claim_signals(caught: &[i32]) -> Result<()> {
 /// context. A child that wants its handler to run calls `catch_signal`
 /// again.
 ///
-/// The numbers are the system's: signal numbers on Unix (`libc::SIGINT`
+/// The numbers are the system's: signal numbers on Unix (`SIGINT`
 /// ...), on Windows those of [`Signal::number`]. [`catch_signals`] takes
 /// the portable names instead.
 ///
