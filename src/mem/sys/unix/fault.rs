@@ -10,8 +10,8 @@
 use std::ffi::c_void;
 use std::sync::{Once, OnceLock};
 
-use super::super::os;
-use super::super::{Disposition, Fault};
+use crate::mem::sys::os;
+use crate::mem::sys::{Disposition, Fault};
 use crate::mem::crash_handler;
 
 static INSTALL: Once = Once::new();

@@ -12,7 +12,7 @@ use signal_hook::consts::signal::{
 };
 use signal_hook::iterator::Handle;
 
-use super::super::Termination;
+use crate::mem::sys::Termination;
 use crate::error::{Error, Result};
 use crate::signals::Signal;
 

@@ -6,7 +6,7 @@ use std::io;
 
 use rustix::termios::{self, LocalModes, OptionalActions, Termios};
 
-use super::super::Terminal;
+use crate::mem::sys::Terminal;
 
 /// `/dev/tty` through `termios`.
 pub(crate) struct Tty;

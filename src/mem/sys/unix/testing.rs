@@ -2,7 +2,7 @@
 
 use std::ptr::NonNull;
 
-use super::super::Pages;
+use crate::mem::sys::Pages;
 use super::Unix;
 
 /// Whether [`in_child`] can fork here.
