@@ -540,3 +540,43 @@ impl Terminal for Windows {
         let _ = unsafe { SetConsoleMode(input.as_raw_handle() as HANDLE, *saved) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn portable_names_map_to_numbers_and_back() {
+        for signal in [
+            Signal::Interrupt,
+            Signal::Terminate,
+            Signal::Hangup,
+            Signal::Quit,
+        ] {
+            let n = Windows::number(signal);
+            assert_eq!(Windows::signal(n), Some(signal));
+            assert!(!Windows::refused(n));
+        }
+        assert!(Windows::refused(9));
+        assert_eq!(Windows::TERMINATING, &[INTERRUPT, TERMINATE]);
+    }
+
+    #[test]
+    fn a_closed_listener_catches_nothing_and_a_later_one_survives_it() {
+        fn nothing(_: i32) {}
+        let first = Windows::listen(&[INTERRUPT], nothing).expect("listen");
+        let second = Windows::listen(&[TERMINATE], nothing).expect("listen");
+        // Closing the replaced listener leaves the current one alone.
+        Windows::close(first);
+        let current = LISTENING.lock().unwrap().as_ref().map(|(_, c, _)| c.clone());
+        assert_eq!(current, Some(vec![TERMINATE]));
+        Windows::close(second);
+        assert!(LISTENING.lock().unwrap().is_none());
+    }
+
+    #[test]
+    fn the_page_size_is_the_systems() {
+        let page = Windows::page_size();
+        assert!(page.is_power_of_two() && page >= 4096, "{page}");
+    }
+}
