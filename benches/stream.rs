@@ -478,7 +478,10 @@ impl ThreadCpuTime {
     #[cfg(not(unix))]
     fn now() -> u64 {
         static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-        START.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_nanos() as u64
     }
 
     #[cfg(unix)]

@@ -568,7 +568,11 @@ mod tests {
         let second = Windows::listen(&[TERMINATE], nothing).expect("listen");
         // Closing the replaced listener leaves the current one alone.
         Windows::close(first);
-        let current = LISTENING.lock().unwrap().as_ref().map(|(_, c, _)| c.clone());
+        let current = LISTENING
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|(_, c, _)| c.clone());
         assert_eq!(current, Some(vec![TERMINATE]));
         Windows::close(second);
         assert!(LISTENING.lock().unwrap().is_none());

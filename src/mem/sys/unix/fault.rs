@@ -10,9 +10,9 @@
 use std::ffi::c_void;
 use std::sync::{Once, OnceLock};
 
+use crate::mem::crash_handler;
 use crate::mem::sys::os;
 use crate::mem::sys::{Disposition, Fault};
-use crate::mem::crash_handler;
 
 static INSTALL: Once = Once::new();
 static PREVIOUS_SEGV: OnceLock<libc::sigaction> = OnceLock::new();

@@ -12,8 +12,8 @@ use signal_hook::consts::signal::{
 };
 use signal_hook::iterator::Handle;
 
-use crate::mem::sys::Termination;
 use crate::error::{Error, Result};
+use crate::mem::sys::Termination;
 use crate::signals::Signal;
 
 /// Signals that cannot be caught (SIGKILL, SIGSTOP) or must not be caught

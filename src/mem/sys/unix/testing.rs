@@ -2,8 +2,8 @@
 
 use std::ptr::NonNull;
 
-use crate::mem::sys::Pages;
 use super::Unix;
+use crate::mem::sys::Pages;
 
 /// Whether [`in_child`] can fork here.
 pub(crate) const CAN_FORK: bool = true;
