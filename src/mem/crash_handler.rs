@@ -111,7 +111,7 @@ pub(crate) fn installed() -> bool {
 
 /// What to do about one fault (see the module docs); called by the
 /// platform's hook, in its context (no allocation, no lock).
-pub(crate) fn on_fault(fault: &mut impl Fault) {
+pub(crate) fn on_fault<F: Fault>(fault: &mut F) {
     decide(fault, crash_table::wipe_all);
 }
 

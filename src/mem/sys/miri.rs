@@ -10,7 +10,7 @@ use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::fmt;
 use std::ptr::NonNull;
 
-use super::{Access, Hardened, Pages, Process};
+use super::{Access, Disposition, Fault, Hardened, Pages, Process};
 use crate::error::{Error, Result};
 use crate::mem::protections::Protections;
 
@@ -39,7 +39,12 @@ impl Pages for Simulated {
         // SAFETY: the layout has a non-zero size (a mapping is at least
         // three pages).
         let ptr = unsafe { alloc_zeroed(layout(len)?) };
-        NonNull::new(ptr).ok_or(Error::TooLarge { size: len })
+        NonNull::new(ptr).ok_or_else(|| {
+            Error::os(
+                "alloc_zeroed",
+                std::io::Error::from(std::io::ErrorKind::OutOfMemory),
+            )
+        })
     }
 
     unsafe fn protect(_ptr: NonNull<u8>, _len: usize, _access: Access) -> Result<()> {
@@ -82,6 +87,8 @@ impl Process for Simulated {
     }
 
     fn install_fault_hook() -> bool {
+        // No signals under Miri: nothing calls the decision logic.
+        let _ = crate::mem::crash_handler::on_fault::<NoFault>;
         false
     }
 
@@ -97,4 +104,23 @@ impl Process for Simulated {
     fn exit_now(code: i32) -> ! {
         std::process::exit(code)
     }
+}
+
+/// The fault Miri never delivers (there is no hook to deliver it).
+struct NoFault;
+
+impl Fault for NoFault {
+    fn address(&self) -> Option<usize> {
+        None
+    }
+    fn is_stack_overflow(&self, _addr: usize, _page: usize) -> bool {
+        false
+    }
+    fn earlier(&self) -> Disposition {
+        Disposition::Default
+    }
+    fn call_earlier(&mut self) -> Disposition {
+        Disposition::Default
+    }
+    fn die(&mut self) {}
 }

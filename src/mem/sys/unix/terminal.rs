@@ -51,6 +51,7 @@ mod tests {
     use std::os::fd::AsFd;
 
     #[test]
+    #[cfg_attr(miri, ignore = "no files under Miri's isolation")]
     fn no_terminal_is_an_error() {
         for path in ["/dev/null", "/nonexistent/tty"] {
             let opened = open_at(path).and_then(|(input, _)| Tty::echo_off(&input));
@@ -61,6 +62,7 @@ mod tests {
     /// On a pseudo-terminal: the prompt is shown, the typed line is not
     /// echoed, and echo is on again afterwards.
     #[test]
+    #[cfg_attr(miri, ignore = "no pseudo-terminals under Miri")]
     fn prompt_turns_echo_off_and_back_on() {
         use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
 
