@@ -15,9 +15,9 @@
 //!   either side, so a stale pointer into a destroyed buffer still faults;
 //! - it stays locked (on Windows, where an inaccessible page loses its
 //!   lock, it is locked again when taken), out of core dumps and out of
-//!   forked children, so it counts against the lock limit. That is why the number kept is small:
-//!   by default at most [`DEFAULT_LIMIT`], and at most a sixteenth of the
-//!   lock limit. When a new mapping cannot be locked, the spares are unmapped
+//!   forked children, so it counts against the lock limit. That is why the
+//!   number kept is small: by default at most [`DEFAULT_LIMIT`], and at
+//!   most a sixteenth of the lock limit. When a new mapping cannot be locked, the spares are unmapped
 //!   and the mapping is tried again; [`purge`](crate::purge) unmaps them too.
 //!
 //! A forked child does not inherit locks, so spares made before a fork are
@@ -131,10 +131,9 @@ pub(crate) fn take(page: usize) -> Option<(NonNull<u8>, Protections)> {
             release(spare);
             continue;
         }
+        let data = data_page(spare.base, page);
         // SAFETY: the data page of a mapping we parked and nobody else can
         // reach; no reference into it exists.
-        let data = data_page(spare.base, page);
-        // SAFETY: as above.
         if unsafe { Os::protect(data, page, Access::ReadWrite) }.is_err() {
             release(spare);
             continue;
