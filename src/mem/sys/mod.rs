@@ -123,7 +123,7 @@ pub(crate) struct Hardened {
 /// The earlier handler's disposition for a fault or signal, as the fault
 /// hook found it (see [`Fault`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(windows, allow(dead_code))] // Windows hands every fault on.
+#[cfg_attr(any(windows, miri), allow(dead_code))] // Windows hands every fault on; Miri has none.
 pub(crate) enum Disposition {
     /// The default action: the process dies.
     Default,
