@@ -24,21 +24,29 @@
 //! The goal: `lifecycle/memguard_no_spares/32` within 1.05x of
 //! `lifecycle/raw_floor/32` (the floor).
 
+#[cfg(target_os = "linux")] // the floors are Linux system calls
 use std::hint::black_box;
+#[cfg(target_os = "linux")]
 use std::time::Duration;
 
+#[cfg(target_os = "linux")]
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+#[cfg(target_os = "linux")]
 use memguard::LockedBuffer;
 
+#[cfg(target_os = "linux")]
 const SIZES: [usize; 3] = [32, 4096, 1 << 20];
 
 /// The raw floors, shared with `memguard bench` so both measure the same.
+#[cfg(target_os = "linux")]
 #[path = "../cli/src/floors.rs"]
 #[allow(dead_code)]
 mod floors;
 
+#[cfg(target_os = "linux")]
 use floors::{RawGuarded, RawSpare};
 
+#[cfg(target_os = "linux")]
 fn config() -> Criterion {
     Criterion::default()
         .measurement_time(Duration::from_secs(3))
@@ -46,6 +54,7 @@ fn config() -> Criterion {
         .sample_size(50)
 }
 
+#[cfg(target_os = "linux")]
 fn lifecycle(c: &mut Criterion) {
     let page = rustix::param::page_size();
     let mut group = c.benchmark_group("lifecycle");
@@ -94,6 +103,7 @@ fn lifecycle(c: &mut Criterion) {
     group.finish();
 }
 
+#[cfg(target_os = "linux")]
 fn purge(c: &mut Criterion) {
     let page = rustix::param::page_size();
     let mut group = c.benchmark_group("purge");
@@ -130,6 +140,7 @@ fn purge(c: &mut Criterion) {
     group.finish();
 }
 
+#[cfg(target_os = "linux")]
 fn freeze_melt(c: &mut Criterion) {
     let page = rustix::param::page_size();
     let mut group = c.benchmark_group("freeze_melt");
@@ -151,6 +162,7 @@ fn freeze_melt(c: &mut Criterion) {
     group.finish();
 }
 
+#[cfg(target_os = "linux")]
 fn access(c: &mut Criterion) {
     let mut group = c.benchmark_group("access");
     let mut buf = LockedBuffer::new(32).expect("new");
@@ -179,9 +191,15 @@ fn access(c: &mut Criterion) {
     group.finish();
 }
 
+#[cfg(target_os = "linux")]
 criterion_group! {
     name = benches;
     config = config();
     targets = lifecycle, freeze_melt, access, purge
 }
+#[cfg(target_os = "linux")]
 criterion_main!(benches);
+
+/// The floors are Linux system calls: nothing to measure elsewhere.
+#[cfg(not(target_os = "linux"))]
+fn main() {}

@@ -16,9 +16,13 @@ fn main() -> Result<(), memguard::Error> {
         yes((address + key.len()).is_multiple_of(page))
     );
     println!("  frozen (read-only)        {}", yes(!key.is_mutable()));
-    println!("  forked children see zeros {}", yes(key.wipes_on_fork()));
+    println!("  what this system gave it  {}", key.protections());
     println!(
-        "  core dumps off            {}",
+        "  hidden from forks         {}",
+        yes(key.protections().hidden_from_forks())
+    );
+    println!(
+        "  process hardened          {}",
         yes(memguard::is_process_hardened())
     );
     let flags = vm_flags(address).unwrap_or_default();

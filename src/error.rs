@@ -3,6 +3,8 @@
 use std::fmt;
 use std::io;
 
+use crate::mem::sys::{Os, Process};
+
 /// Shorthand for `std::result::Result<T, memguard::Error>`.
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -100,27 +102,32 @@ pub enum Error {
         source: io::Error,
     },
 
-    /// Locking memory failed: the process hit its `RLIMIT_MEMLOCK`.
+    /// Locking memory failed: the process hit its limit on locked memory
+    /// (`RLIMIT_MEMLOCK` on Unix, the working-set quota on Windows). The
+    /// message names the limit and how to raise it on this system.
     #[error("{}", MemlockMessage { requested: *requested, limit: *limit, source })]
     MemoryLock {
         /// How many bytes were to be locked.
         requested: usize,
-        /// The soft `RLIMIT_MEMLOCK` in bytes at the time (`None`: unlimited).
+        /// The limit in bytes at the time (`None`: unlimited): the soft
+        /// `RLIMIT_MEMLOCK` on Unix, the maximum working set on Windows.
         limit: Option<u64>,
-        /// The error the kernel returned.
+        /// The error the system returned.
         #[source]
         source: io::Error,
     },
 
-    /// The kernel refused a new mapping: the process has too many (each
-    /// buffer uses up to three) or the system is out of memory.
-    #[error("{operation} failed ({source}): the process has run out of memory mappings or the system out of memory; vm.max_map_count is {}, and each buffer uses up to 3 mappings; destroy buffers you no longer need or raise vm.max_map_count (sysctl vm.max_map_count=...)", max_map_count.map_or_else(|| "unknown".to_string(), |n| n.to_string()))]
+    /// The system refused a new mapping: the process has too many (each
+    /// buffer uses up to three) or the system is out of memory. The message
+    /// says what to do on this system.
+    #[error("{operation} failed ({source}): {}", MappingMessage(*max_map_count))]
     OutOfMappings {
         /// The call that failed: `mmap` or `mprotect`.
         operation: &'static str,
-        /// The system's `vm.max_map_count`, if it could be read.
+        /// The system's limit on mappings per process, if it has one and it
+        /// could be read (Linux: `vm.max_map_count`).
         max_map_count: Option<u64>,
-        /// The error the kernel returned (ENOMEM).
+        /// The error the system returned (ENOMEM).
         #[source]
         source: io::Error,
     },
@@ -176,7 +183,8 @@ pub enum Error {
     /// up.
     #[error("no terminal to read the secret from ({source}); pass it another way (a file, a pipe on standard input, or the environment)")]
     NoTerminal {
-        /// The error from opening or configuring `/dev/tty`.
+        /// The error from opening or configuring the terminal (`/dev/tty`
+        /// on Unix, the console on Windows).
         #[source]
         source: io::Error,
     },
@@ -199,11 +207,9 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn os(operation: &'static str, errno: rustix::io::Errno) -> Error {
-        Error::Os {
-            operation,
-            source: errno.into(),
-        }
+    /// A system call that failed, with the system's error.
+    pub(crate) fn os(operation: &'static str, source: io::Error) -> Error {
+        Error::Os { operation, source }
     }
 }
 
@@ -336,7 +342,8 @@ impl From<Error> for io::Error {
     }
 }
 
-/// Renders the mlock failure with the limit and the fix.
+/// Renders a lock failure with the limit and the fix (the fix from the
+/// platform layer).
 struct MemlockMessage<'a> {
     requested: usize,
     limit: Option<u64>,
@@ -347,30 +354,20 @@ impl fmt::Display for MemlockMessage<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "mlock of {} failed ({}): ",
+            "locking {} of memory failed ({}): ",
             Size(self.requested as u64),
             self.source
         )?;
-        match self.limit {
-            Some(0) => write!(
-                f,
-                "RLIMIT_MEMLOCK is 0 bytes, so no memory can be locked; raise it with \
-                 `ulimit -l` (or LimitMEMLOCK= in a systemd unit, --ulimit memlock= for a \
-                 container) or grant CAP_IPC_LOCK"
-            ),
-            Some(limit) => write!(
-                f,
-                "RLIMIT_MEMLOCK is {} and locked memory is used up; destroy buffers you no longer \
-                 need, raise the limit with `ulimit -l` (or LimitMEMLOCK= in a systemd unit, \
-                 --ulimit memlock= for a container) or grant CAP_IPC_LOCK",
-                Size(limit)
-            ),
-            None => write!(
-                f,
-                "RLIMIT_MEMLOCK is unlimited, so the kernel is out of lockable memory; destroy \
-                 buffers you no longer need"
-            ),
-        }
+        Os::lock_advice(f, self.limit)
+    }
+}
+
+/// Renders what to do when mappings run out (from the platform layer).
+struct MappingMessage(Option<u64>);
+
+impl fmt::Display for MappingMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Os::mapping_advice(f, self.0)
     }
 }
 
@@ -394,6 +391,15 @@ impl fmt::Display for Size {
 mod tests {
     use super::*;
 
+    /// The platform's advice for a lock limit.
+    struct Advice(Option<u64>);
+
+    impl fmt::Display for Advice {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            Os::lock_advice(f, self.0)
+        }
+    }
+
     #[test]
     fn sizes_print_in_the_largest_exact_unit() {
         assert_eq!(Size(0).to_string(), "0 bytes");
@@ -411,10 +417,10 @@ mod tests {
             source: io::Error::from_raw_os_error(12),
         };
         let text = e.to_string();
-        assert!(text.contains("mlock"), "{text}");
-        assert!(text.contains("RLIMIT_MEMLOCK is 64 KiB"), "{text}");
-        assert!(text.contains("ulimit -l"), "{text}");
-        assert!(text.contains("CAP_IPC_LOCK"), "{text}");
+        assert!(text.starts_with("locking 4 KiB of memory failed"), "{text}");
+        let mut advice = String::new();
+        let _ = fmt::write(&mut advice, format_args!("{}", Advice(Some(65536))));
+        assert!(text.ends_with(&advice), "{text}");
     }
 
     #[test]
@@ -432,11 +438,10 @@ mod tests {
         };
         let text = format!("{e:?}");
         assert!(
-            text.starts_with("MemoryLock { requested: 4096, limit: Some(8388608), source: Os {"),
+            text.starts_with("MemoryLock { requested: 4096, limit: Some(8388608), source: "),
             "{text}"
         );
-        assert!(text.contains("raise the limit with `ulimit -l`"), "{text}");
-        assert!(text.contains("RLIMIT_MEMLOCK is 8 MiB"), "{text}");
+        assert!(text.ends_with(&Advice(Some(8 << 20)).to_string()), "{text}");
 
         let e = Error::OutOfRange {
             offset: 3,

@@ -42,10 +42,12 @@
 //! # What each protection is
 //!
 //! See [`LockedBuffer`] for the memory layout and what each part guards
-//! against, [`Enclave`] for the sealing. On its first allocation the crate
-//! turns core dumps off, marks the process non-dumpable
-//! ([`disable_process_hardening`] opts out), and installs a SIGSEGV/SIGBUS
-//! handler that wipes every buffer before the process dies
+//! against, [`Enclave`] for the sealing, and [`Protections`] for what each
+//! operating system gives each buffer. On its first allocation the crate
+//! turns core dumps off and keeps debuggers out as far as the system lets
+//! it ([`disable_process_hardening`] opts out), and installs a fault hook
+//! (a SIGSEGV/SIGBUS handler on Unix, a vectored exception handler on
+//! Windows) that wipes every buffer before the process dies
 //! ([`crash_handler_installed`]).
 //!
 //! # Concurrency
@@ -71,8 +73,10 @@
 //!
 //! # Platform
 //!
-//! Linux only for now; the memory layer keeps each operating system behind a
-//! small internal interface so that other backends can follow.
+//! Linux (x86-64, AArch64), macOS, FreeBSD, OpenBSD and Windows. Every call
+//! into the operating system lives in one platform layer; what each system
+//! gives a buffer is [`LockedBuffer::protections`], and the repository's
+//! README has the table of protections by system and how each is tested.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 #![warn(rust_2018_idioms)]
@@ -111,8 +115,9 @@ pub use enclave::Enclave;
 pub use error::{Error, Result};
 pub use mem::{
     crash_handler_installed, disable_process_hardening, is_process_hardened, set_spare_limit,
-    simulate_kernel_without_wipe_on_fork, spare_limit, spare_mappings, wipe_bytes, Ref, RefMut,
+    simulate_kernel_without_wipe_on_fork, spare_limit, spare_mappings, wipe_bytes, Protections,
+    Ref, RefMut,
 };
 pub use session::{live_buffers, purge, safe_exit, safe_panic};
-pub use signals::{catch_interrupt, catch_signal, TERMINATING_SIGNALS};
+pub use signals::{catch_interrupt, catch_signal, catch_signals, Signal, TERMINATING_SIGNALS};
 pub use stream::{Stream, DEFAULT_CHUNK_SIZE};

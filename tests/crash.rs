@@ -1,3 +1,6 @@
+// Only on Linux: ptrace, /proc/<pid>/mem, Linux signal details.
+#![cfg(target_os = "linux")]
+
 mod support;
 
 use support::{assert_killed_by, mark, role, run, survived, Role, CHILD_TIMEOUT, SURVIVED};

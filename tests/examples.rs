@@ -1,3 +1,6 @@
+// Only on Linux: pseudo-terminals through Linux calls.
+#![cfg(target_os = "linux")]
+
 //! Runs the examples (built by `cargo test` beside the test binaries) and
 //! checks what they print.
 

@@ -1,3 +1,6 @@
+// Only on Linux: fork, /proc/self/maps.
+#![cfg(target_os = "linux")]
+
 //! A process that forks (to daemonize, say) and goes on using memguard in
 //! the child: what the child gets, checked from the parent.
 //!

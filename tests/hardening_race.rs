@@ -1,3 +1,6 @@
+// Only on Linux: the dumpable flag.
+#![cfg(target_os = "linux")]
+
 //! Hardening is applied before any buffer exists and before
 //! `is_process_hardened()` says so, even when threads race to the first
 //! allocation. Each round runs in a fresh child process, because hardening

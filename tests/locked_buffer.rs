@@ -42,7 +42,7 @@ fn pattern_without(len: usize, seed: u32, avoid: u8) -> Vec<u8> {
 }
 
 fn page() -> usize {
-    rustix::param::page_size()
+    LockedBuffer::new(1).expect("a buffer").page_size()
 }
 
 /// A mutable buffer holding `data`.
@@ -272,15 +272,34 @@ fn new_of_huge_sizes_errors_without_panicking() {
 }
 
 #[test]
-fn page_size_and_fork_policy_are_reported() {
+#[cfg_attr(miri, ignore = "the simulated backend gives no protection")]
+fn page_size_and_protections_are_reported() {
+    use memguard::Protections;
     let buf = LockedBuffer::new(8).unwrap();
     assert_eq!(buf.page_size(), page());
     assert!(buf.page_size().is_power_of_two());
+    let got = buf.protections();
+    let everywhere = Protections::GUARD_PAGES
+        | Protections::LOCKED
+        | Protections::CANARY
+        | Protections::WIPE_BEFORE_CRASH;
+    assert!(got.contains(everywhere), "{got}");
+    // A buffer of whole pages has no slack, so no canary.
+    let whole = LockedBuffer::new(page()).unwrap();
+    assert!(!whole.protections().contains(Protections::CANARY));
     // Linux >= 4.14 has MADV_WIPEONFORK; this machine runs a far newer one.
-    assert!(buf.wipes_on_fork());
+    #[cfg(target_os = "linux")]
+    {
+        assert!(got.contains(Protections::OUT_OF_DUMPS | Protections::ZEROED_IN_FORKS));
+        assert!(buf.wipes_on_fork());
+    }
+    // No fork on Windows, so nothing is hidden from one.
+    #[cfg(windows)]
+    assert!(!got.hidden_from_forks() && !buf.wipes_on_fork(), "{got}");
 }
 
 #[test]
+#[cfg(unix)] // on Windows a step needs a function wine lacks
 fn hardening_is_applied_on_first_allocation_and_then_locked_in() {
     let _buf = LockedBuffer::new(8).unwrap();
     assert!(memguard::is_process_hardened());

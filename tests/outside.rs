@@ -1,3 +1,6 @@
+// Only on Linux: /proc, ptrace, rlimits, signals.
+#![cfg(target_os = "linux")]
+
 //! The crate's promises checked from outside the process that keeps the
 //! secret: by a parent reading the child's memory, by the kernel's core-dump
 //! machinery, by a hostile resource limit, and by another process of the

@@ -1,3 +1,6 @@
+// Only on Linux: /proc/self/smaps, rlimits, signals.
+#![cfg(target_os = "linux")]
+
 mod support;
 
 use support::procfs::locked_bytes;

@@ -9,14 +9,13 @@
 
 mod support;
 
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use memguard::{live_buffers, purge, set_rekey_interval, Enclave, Error, LockedBuffer, Ref};
+use memguard::{live_buffers, purge, Enclave, Error, LockedBuffer, Ref};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -664,274 +663,282 @@ fn enclave_new_never_fails_with_destroyed_during_a_concurrent_purge() {
     }
 }
 
-// ---------------------------------------------------------------------------
-// The rekeying thread
-// ---------------------------------------------------------------------------
+/// The rekeying thread and RLIMIT_MEMLOCK: read from `/proc` and set with
+/// Linux calls.
+#[cfg(target_os = "linux")]
+mod linux_only {
+    use super::*;
+    use memguard::set_rekey_interval;
 
-/// The number of threads of this process named `memguard-rekey`.
-fn rekey_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .expect("read /proc/self/task")
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|name| name.trim_end() == "memguard-rekey")
-        .count()
-}
+    // ---------------------------------------------------------------------------
+    // The rekeying thread
+    // ---------------------------------------------------------------------------
 
-/// Waits (up to a generous bound that only catches hangs) for `cond`.
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "gave up waiting for: {what}");
-        thread::sleep(Duration::from_millis(2));
+    /// The number of threads of this process named `memguard-rekey`.
+    fn rekey_threads() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .expect("read /proc/self/task")
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|name| name.trim_end() == "memguard-rekey")
+            .count()
     }
-}
 
-fn child_rekey_thread_lifetime() {
-    assert_eq!(
-        rekey_threads(),
-        0,
-        "no session key yet, so no rekeying thread"
-    );
-    let msg = pattern(50, 8);
-    let sealed = Enclave::new(&mut msg.clone()).unwrap();
-    wait_for("one rekeying thread after the first seal", || {
-        rekey_threads() == 1
-    });
+    /// Waits (up to a generous bound that only catches hangs) for `cond`.
+    fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "gave up waiting for: {what}");
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
 
-    purge();
-    wait_for("the rekeying thread to end after purge", || {
-        rekey_threads() == 0
-    });
+    fn child_rekey_thread_lifetime() {
+        assert_eq!(
+            rekey_threads(),
+            0,
+            "no session key yet, so no rekeying thread"
+        );
+        let msg = pattern(50, 8);
+        let sealed = Enclave::new(&mut msg.clone()).unwrap();
+        wait_for("one rekeying thread after the first seal", || {
+            rekey_threads() == 1
+        });
 
-    // Many keys in a row: old threads end, they do not pile up.
-    for _ in 0..20 {
-        Enclave::random(8).unwrap();
         purge();
+        wait_for("the rekeying thread to end after purge", || {
+            rekey_threads() == 0
+        });
+
+        // Many keys in a row: old threads end, they do not pile up.
+        for _ in 0..20 {
+            Enclave::random(8).unwrap();
+            purge();
+        }
+        wait_for("no rekeying thread after 20 purges", || {
+            rekey_threads() == 0
+        });
+        let sealed2 = Enclave::new(&mut msg.clone()).unwrap();
+        wait_for("exactly one rekeying thread", || rekey_threads() == 1);
+        assert!(matches!(sealed.open(), Err(Error::DecryptionFailed)));
+
+        // With rekeying off the thread parks without a timeout; purge must still
+        // wake and end it.
+        set_rekey_interval(None);
+        thread::sleep(Duration::from_millis(20));
+        assert!(sealed2.open().unwrap().equal_to(&msg));
+        purge();
+        wait_for("the parked rekeying thread to end after purge", || {
+            rekey_threads() == 0
+        });
+
+        // A key made while rekeying is off, then rekeying turned back on fast.
+        let sealed3 = Enclave::new(&mut msg.clone()).unwrap();
+        wait_for("one rekeying thread with rekeying off", || {
+            rekey_threads() == 1
+        });
+        set_rekey_interval(Some(Duration::from_millis(2)));
+        thread::sleep(Duration::from_millis(50));
+        assert!(sealed3.open().unwrap().equal_to(&msg), "after fast rekeys");
+        assert_eq!(rekey_threads(), 1);
+        set_rekey_interval(Some(Duration::from_millis(500)));
+        assert!(sealed3.open().unwrap().equal_to(&msg));
+        purge();
+        wait_for("no rekeying thread at the end", || rekey_threads() == 0);
+        println!("REKEY THREAD OK");
     }
-    wait_for("no rekeying thread after 20 purges", || {
-        rekey_threads() == 0
-    });
-    let sealed2 = Enclave::new(&mut msg.clone()).unwrap();
-    wait_for("exactly one rekeying thread", || rekey_threads() == 1);
-    assert!(matches!(sealed.open(), Err(Error::DecryptionFailed)));
 
-    // With rekeying off the thread parks without a timeout; purge must still
-    // wake and end it.
-    set_rekey_interval(None);
-    thread::sleep(Duration::from_millis(20));
-    assert!(sealed2.open().unwrap().equal_to(&msg));
-    purge();
-    wait_for("the parked rekeying thread to end after purge", || {
-        rekey_threads() == 0
-    });
-
-    // A key made while rekeying is off, then rekeying turned back on fast.
-    let sealed3 = Enclave::new(&mut msg.clone()).unwrap();
-    wait_for("one rekeying thread with rekeying off", || {
-        rekey_threads() == 1
-    });
-    set_rekey_interval(Some(Duration::from_millis(2)));
-    thread::sleep(Duration::from_millis(50));
-    assert!(sealed3.open().unwrap().equal_to(&msg), "after fast rekeys");
-    assert_eq!(rekey_threads(), 1);
-    set_rekey_interval(Some(Duration::from_millis(500)));
-    assert!(sealed3.open().unwrap().equal_to(&msg));
-    purge();
-    wait_for("no rekeying thread at the end", || rekey_threads() == 0);
-    println!("REKEY THREAD OK");
-}
-
-#[test]
-fn rekeying_thread_starts_with_the_key_and_ends_on_purge() {
-    if support::child_scenario().as_deref() == Some("rekey-thread") {
-        child_rekey_thread_lifetime();
-        return;
+    #[test]
+    fn rekeying_thread_starts_with_the_key_and_ends_on_purge() {
+        if support::child_scenario().as_deref() == Some("rekey-thread") {
+            child_rekey_thread_lifetime();
+            return;
+        }
+        let out = support::run_child_timeout(
+            "linux_only::rekeying_thread_starts_with_the_key_and_ends_on_purge",
+            "rekey-thread",
+            Duration::from_secs(30),
+        );
+        expect_clean_exit(&out, 0, "REKEY THREAD OK");
     }
-    let out = support::run_child_timeout(
-        "rekeying_thread_starts_with_the_key_and_ends_on_purge",
-        "rekey-thread",
-        Duration::from_secs(30),
-    );
-    expect_clean_exit(&out, 0, "REKEY THREAD OK");
-}
 
-// ---------------------------------------------------------------------------
-// RLIMIT_MEMLOCK
-// ---------------------------------------------------------------------------
+    // ---------------------------------------------------------------------------
+    // RLIMIT_MEMLOCK
+    // ---------------------------------------------------------------------------
 
-/// Checks that a child exited with `code`, printed `marker` and did not
-/// panic.
-fn expect_clean_exit(out: &std::process::Output, code: i32, marker: &str) {
-    let text = format!("{}{}", support::stdout(out), support::stderr(out));
-    assert_eq!(out.status.code(), Some(code), "{}", support::describe(out));
-    assert!(
-        text.contains(marker),
-        "missing {marker:?}: {}",
-        support::describe(out)
-    );
-    assert!(!text.contains("panicked"), "{}", support::describe(out));
-}
+    /// Checks that a child exited with `code`, printed `marker` and did not
+    /// panic.
+    fn expect_clean_exit(out: &std::process::Output, code: i32, marker: &str) {
+        let text = format!("{}{}", support::stdout(out), support::stderr(out));
+        assert_eq!(out.status.code(), Some(code), "{}", support::describe(out));
+        assert!(
+            text.contains(marker),
+            "missing {marker:?}: {}",
+            support::describe(out)
+        );
+        assert!(!text.contains("panicked"), "{}", support::describe(out));
+    }
 
-/// Lowers `RLIMIT_MEMLOCK` and drops `CAP_IPC_LOCK` from this thread (root
-/// ignores the limit otherwise); all allocation must stay on this thread.
-fn limit_locked_memory(bytes: u64) {
-    support::set_memlock_limit(bytes);
-    support::drop_capabilities();
-}
+    /// Lowers `RLIMIT_MEMLOCK` and drops `CAP_IPC_LOCK` from this thread (root
+    /// ignores the limit otherwise); all allocation must stay on this thread.
+    fn limit_locked_memory(bytes: u64) {
+        support::set_memlock_limit(bytes);
+        support::drop_capabilities();
+    }
 
-fn expect_memlock_error(r: Result<impl std::fmt::Debug, Error>, limit: u64, what: &str) {
-    match r {
-        Err(e @ Error::MemoryLock { .. }) => {
-            let text = e.to_string();
-            assert!(text.contains("RLIMIT_MEMLOCK"), "{what}: {text}");
-            match e {
-                Error::MemoryLock {
-                    limit: l,
-                    requested,
-                    ..
-                } => {
-                    assert_eq!(l, Some(limit), "{what}: {text}");
-                    assert!(requested > 0, "{what}: {text}");
+    fn expect_memlock_error(r: Result<impl std::fmt::Debug, Error>, limit: u64, what: &str) {
+        match r {
+            Err(e @ Error::MemoryLock { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains("RLIMIT_MEMLOCK"), "{what}: {text}");
+                match e {
+                    Error::MemoryLock {
+                        limit: l,
+                        requested,
+                        ..
+                    } => {
+                        assert_eq!(l, Some(limit), "{what}: {text}");
+                        assert!(requested > 0, "{what}: {text}");
+                    }
+                    _ => unreachable!(),
                 }
-                _ => unreachable!(),
             }
+            other => panic!("{what}: expected Err(MemoryLock), got {other:?}"),
         }
-        other => panic!("{what}: expected Err(MemoryLock), got {other:?}"),
     }
-}
 
-fn child_memlock_zero() {
-    limit_locked_memory(0);
-    let secret = pattern(32, 9);
-    let mut src = secret.clone();
-    expect_memlock_error(Enclave::new(&mut src), 0, "Enclave::new");
-    assert_eq!(
-        src, secret,
-        "a failed Enclave::new must leave its source alone"
-    );
-    expect_memlock_error(Enclave::random(32), 0, "Enclave::random");
-    expect_memlock_error(LockedBuffer::new(1), 0, "LockedBuffer::new");
-    expect_memlock_error(
-        LockedBuffer::from_bytes(&mut src),
-        0,
-        "LockedBuffer::from_bytes",
-    );
-    assert_eq!(src, secret);
-    // Trying again fails the same way: no half-made session key is left.
-    expect_memlock_error(Enclave::new(&mut src), 0, "Enclave::new again");
-    assert_eq!(live_buffers(), 0);
-    purge();
-    expect_memlock_error(Enclave::random(8), 0, "Enclave::random after purge");
-    println!("MEMLOCK 0 OK");
-}
+    fn child_memlock_zero() {
+        limit_locked_memory(0);
+        let secret = pattern(32, 9);
+        let mut src = secret.clone();
+        expect_memlock_error(Enclave::new(&mut src), 0, "Enclave::new");
+        assert_eq!(
+            src, secret,
+            "a failed Enclave::new must leave its source alone"
+        );
+        expect_memlock_error(Enclave::random(32), 0, "Enclave::random");
+        expect_memlock_error(LockedBuffer::new(1), 0, "LockedBuffer::new");
+        expect_memlock_error(
+            LockedBuffer::from_bytes(&mut src),
+            0,
+            "LockedBuffer::from_bytes",
+        );
+        assert_eq!(src, secret);
+        // Trying again fails the same way: no half-made session key is left.
+        expect_memlock_error(Enclave::new(&mut src), 0, "Enclave::new again");
+        assert_eq!(live_buffers(), 0);
+        purge();
+        expect_memlock_error(Enclave::random(8), 0, "Enclave::random after purge");
+        println!("MEMLOCK 0 OK");
+    }
 
-fn child_memlock_limited(limit: u64) {
-    limit_locked_memory(limit);
-    let msg = pattern(32, 10);
-    let sealed = Enclave::new(&mut msg.clone()).expect("first seal under the limit");
-    let first = sealed.open().expect("first open under the limit");
-    assert!(first.equal_to(&msg));
-    let pages = limit / first.page_size() as u64;
+    fn child_memlock_limited(limit: u64) {
+        limit_locked_memory(limit);
+        let msg = pattern(32, 10);
+        let sealed = Enclave::new(&mut msg.clone()).expect("first seal under the limit");
+        let first = sealed.open().expect("first open under the limit");
+        assert!(first.equal_to(&msg));
+        let pages = limit / first.page_size() as u64;
 
-    // Keep opening, holding every buffer, until locked memory runs out.
-    let mut held = vec![first];
-    let err = loop {
-        assert!(held.len() < 100_000, "the limit never bit");
-        let before = live_buffers();
-        match sealed.open() {
-            Ok(buf) => {
-                assert!(buf.equal_to(&msg));
-                held.push(buf);
+        // Keep opening, holding every buffer, until locked memory runs out.
+        let mut held = vec![first];
+        let err = loop {
+            assert!(held.len() < 100_000, "the limit never bit");
+            let before = live_buffers();
+            match sealed.open() {
+                Ok(buf) => {
+                    assert!(buf.equal_to(&msg));
+                    held.push(buf);
+                }
+                Err(e) => {
+                    assert_eq!(live_buffers(), before, "a failed open left a buffer");
+                    break e;
+                }
             }
-            Err(e) => {
-                assert_eq!(live_buffers(), before, "a failed open left a buffer");
-                break e;
-            }
+        };
+        expect_memlock_error(Err::<(), _>(err), limit, "open past the limit");
+        // One page for the session key, one per small buffer: guard pages are
+        // not locked.
+        assert_eq!(
+            held.len() as u64,
+            pages - 1,
+            "{} opened buffers fit in {pages} lockable pages",
+            held.len()
+        );
+        expect_memlock_error(
+            LockedBuffer::new(1),
+            limit,
+            "LockedBuffer::new at the limit",
+        );
+        // Sealing needs no locked memory once the key exists.
+        let sealed_at_limit = Enclave::new(&mut msg.clone()).expect("seal at the limit");
+
+        // Destroying one buffer gives its page back.
+        held.pop();
+        held.push(sealed_at_limit.open().expect("open after freeing a page"));
+        expect_memlock_error(sealed.open(), limit, "open past the limit again");
+
+        purge();
+        assert_eq!(live_buffers(), 0);
+        assert!(held.iter().all(|b| !b.is_alive()));
+        // Old enclaves now fail for the right reason.
+        assert!(matches!(sealed.open(), Err(Error::DecryptionFailed)));
+        let fresh = Enclave::new(&mut msg.clone()).expect("seal after purge");
+        let opened = fresh.open().expect("open after purge");
+        assert!(opened.equal_to(&msg));
+        // The whole budget is back: the new key and `opened` use two pages.
+        let mut more = Vec::new();
+        while let Ok(b) = fresh.open() {
+            more.push(b);
+            assert!(more.len() < 100_000, "the limit never bit after purge");
         }
-    };
-    expect_memlock_error(Err::<(), _>(err), limit, "open past the limit");
-    // One page for the session key, one per small buffer: guard pages are
-    // not locked.
-    assert_eq!(
-        held.len() as u64,
-        pages - 1,
-        "{} opened buffers fit in {pages} lockable pages",
-        held.len()
-    );
-    expect_memlock_error(
-        LockedBuffer::new(1),
-        limit,
-        "LockedBuffer::new at the limit",
-    );
-    // Sealing needs no locked memory once the key exists.
-    let sealed_at_limit = Enclave::new(&mut msg.clone()).expect("seal at the limit");
-
-    // Destroying one buffer gives its page back.
-    held.pop();
-    held.push(sealed_at_limit.open().expect("open after freeing a page"));
-    expect_memlock_error(sealed.open(), limit, "open past the limit again");
-
-    purge();
-    assert_eq!(live_buffers(), 0);
-    assert!(held.iter().all(|b| !b.is_alive()));
-    // Old enclaves now fail for the right reason.
-    assert!(matches!(sealed.open(), Err(Error::DecryptionFailed)));
-    let fresh = Enclave::new(&mut msg.clone()).expect("seal after purge");
-    let opened = fresh.open().expect("open after purge");
-    assert!(opened.equal_to(&msg));
-    // The whole budget is back: the new key and `opened` use two pages.
-    let mut more = Vec::new();
-    while let Ok(b) = fresh.open() {
-        more.push(b);
-        assert!(more.len() < 100_000, "the limit never bit after purge");
+        assert_eq!(more.len() as u64, pages - 2, "buffers that fit after purge");
+        println!("MEMLOCK {limit} OK: {} buffers fit", held.len());
     }
-    assert_eq!(more.len() as u64, pages - 2, "buffers that fit after purge");
-    println!("MEMLOCK {limit} OK: {} buffers fit", held.len());
-}
 
-fn memlock_parent(test: &str, scenario: &str, marker: &str) {
-    let out = support::run_child_timeout(test, scenario, Duration::from_secs(30));
-    print!("{}", support::stdout(&out));
-    expect_clean_exit(&out, 0, marker);
-}
-
-#[test]
-fn memlock_limit_zero_fails_cleanly() {
-    if support::child_scenario().as_deref() == Some("memlock-0") {
-        child_memlock_zero();
-        return;
+    fn memlock_parent(test: &str, scenario: &str, marker: &str) {
+        let out = support::run_child_timeout(test, scenario, Duration::from_secs(30));
+        print!("{}", support::stdout(&out));
+        expect_clean_exit(&out, 0, marker);
     }
-    memlock_parent(
-        "memlock_limit_zero_fails_cleanly",
-        "memlock-0",
-        "MEMLOCK 0 OK",
-    );
-}
 
-#[test]
-fn memlock_limit_16k_runs_out_and_purge_recovers() {
-    if support::child_scenario().as_deref() == Some("memlock-16k") {
-        child_memlock_limited(16 << 10);
-        return;
+    #[test]
+    fn memlock_limit_zero_fails_cleanly() {
+        if support::child_scenario().as_deref() == Some("memlock-0") {
+            child_memlock_zero();
+            return;
+        }
+        memlock_parent(
+            "linux_only::memlock_limit_zero_fails_cleanly",
+            "memlock-0",
+            "MEMLOCK 0 OK",
+        );
     }
-    memlock_parent(
-        "memlock_limit_16k_runs_out_and_purge_recovers",
-        "memlock-16k",
-        "MEMLOCK 16384 OK",
-    );
-}
 
-#[test]
-fn memlock_limit_64k_runs_out_and_purge_recovers() {
-    if support::child_scenario().as_deref() == Some("memlock-64k") {
-        child_memlock_limited(64 << 10);
-        return;
+    #[test]
+    fn memlock_limit_16k_runs_out_and_purge_recovers() {
+        if support::child_scenario().as_deref() == Some("memlock-16k") {
+            child_memlock_limited(16 << 10);
+            return;
+        }
+        memlock_parent(
+            "linux_only::memlock_limit_16k_runs_out_and_purge_recovers",
+            "memlock-16k",
+            "MEMLOCK 16384 OK",
+        );
     }
-    memlock_parent(
-        "memlock_limit_64k_runs_out_and_purge_recovers",
-        "memlock-64k",
-        "MEMLOCK 65536 OK",
-    );
+
+    #[test]
+    fn memlock_limit_64k_runs_out_and_purge_recovers() {
+        if support::child_scenario().as_deref() == Some("memlock-64k") {
+            child_memlock_limited(64 << 10);
+            return;
+        }
+        memlock_parent(
+            "linux_only::memlock_limit_64k_runs_out_and_purge_recovers",
+            "memlock-64k",
+            "MEMLOCK 65536 OK",
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -955,12 +962,15 @@ fn describe_statics() -> String {
     )
 }
 
+#[cfg(unix)]
 extern "C" {
     fn atexit(callback: extern "C" fn()) -> std::os::raw::c_int;
 }
 
 /// Runs inside `exit()`, after `safe_exit` purged: reports on stderr.
+#[cfg(unix)]
 extern "C" fn report_at_exit() {
+    use std::io::Write;
     let _ = writeln!(std::io::stderr(), "AT EXIT: {}", describe_statics());
 }
 
@@ -971,6 +981,9 @@ fn fill_statics() {
 }
 
 #[test]
+// The check runs in a C `atexit` handler, which Rust's exit on Windows
+// (`ExitProcess`) does not run.
+#[cfg(unix)]
 fn safe_exit_purges_and_exits_with_the_code() {
     if support::child_scenario().as_deref() == Some("safe-exit") {
         fill_statics();

@@ -1,3 +1,6 @@
+// Only on Unix: Unix signals.
+#![cfg(unix)]
+
 mod support;
 
 use support::{mark, role, run, Role};

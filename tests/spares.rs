@@ -1,3 +1,6 @@
+// Only on Linux: /proc/self/maps, rlimits.
+#![cfg(target_os = "linux")]
+
 mod support;
 
 use support::procfs::{locked_bytes, perms};

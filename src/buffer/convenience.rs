@@ -1,7 +1,6 @@
 //! Conveniences: checked access, text, owned sources and the environment.
 
 use std::ffi::OsStr;
-use std::os::unix::ffi::OsStringExt;
 
 use zeroize::Zeroizing;
 
@@ -128,7 +127,7 @@ impl LockedBuffer {
             reason,
         };
         let value = std::env::var_os(name).ok_or_else(|| env_error("is not set"))?;
-        let mut value = Zeroizing::new(value.into_vec());
+        let mut value = Zeroizing::new(value.into_encoded_bytes());
         if value.is_empty() {
             return Err(env_error("is empty"));
         }

@@ -295,11 +295,33 @@ impl LockedBuffer {
         self.region.page_size()
     }
 
-    /// Whether forked children see the data as zeros (`MADV_WIPEONFORK`,
-    /// true) or do not get the pages at all (`MADV_DONTFORK`, false, on
-    /// kernels older than 4.14).
+    /// What this operating system gave this buffer: guard pages, a lock
+    /// into RAM, exclusion from core dumps, what forked children get, the
+    /// canary, the wipe before a crash. See [`Protections`](crate::Protections)
+    /// for what each system gives.
+    ///
+    /// ```
+    /// use memguard::{LockedBuffer, Protections};
+    ///
+    /// let buf = LockedBuffer::new(32)?;
+    /// let got = buf.protections();
+    /// assert!(got.contains(Protections::CANARY)); // 32 bytes leave slack
+    /// println!("{got}");
+    /// # Ok::<(), memguard::Error>(())
+    /// ```
+    pub fn protections(&self) -> crate::Protections {
+        self.region.protections()
+    }
+
+    /// Whether forked children see the data as zeros: `true` with
+    /// [`Protections::ZEROED_IN_FORKS`](crate::Protections::ZEROED_IN_FORKS)
+    /// (Linux `MADV_WIPEONFORK`, FreeBSD and OpenBSD `minherit`), `false`
+    /// when they do not get the pages at all (Linux before 4.14, macOS) or
+    /// there is no `fork` (Windows). Kept for existing callers;
+    /// [`protections`](LockedBuffer::protections) says more.
     pub fn wipes_on_fork(&self) -> bool {
-        self.region.fork_policy() == crate::mem::ForkPolicy::WipeOnFork
+        self.protections()
+            .contains(crate::Protections::ZEROED_IN_FORKS)
     }
 }
 

@@ -8,3 +8,7 @@ mod terminal;
 mod views;
 
 pub use locked_buffer::LockedBuffer;
+// For the platform layer's terminal tests.
+#[cfg(test)]
+#[allow(unused_imports)]
+pub(crate) use terminal::read_password_on;

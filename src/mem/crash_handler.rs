@@ -1,19 +1,28 @@
-//! Wipe before crash: a SIGSEGV/SIGBUS handler that wipes every live buffer
-//! (the session key included) before the process dies of the signal, and
-//! stays out of the way of faults the process survives.
+//! Wipe before crash: the decision logic of the fault hook, which wipes
+//! every live buffer (the session key included) before the process dies of
+//! a memory fault, and stays out of the way of faults the process survives.
 //!
-//! Installed once, on the first allocation, over whatever handler was there
-//! (kept as the *earlier handler*; for a Rust program that is at least
-//! std's stack-overflow reporter). It runs on the alternate signal stack and
-//! uses only async-signal-safe operations: atomics, `mprotect`, `sigaction`,
-//! `pthread_sigmask`, `raise`, plain stores, and a call to the earlier
-//! handler. It never allocates, takes a lock or touches a file.
+//! The platform layer installs the hook once, on the first allocation (see
+//! `sys::Process::install_fault_hook`, which also says what may run in
+//! it), and hands each fault to [`on_fault`] as a `sys::Fault`. On Unix
+//! the hook is a SIGSEGV/SIGBUS handler installed over whatever handler was
+//! there (kept as the *earlier handler*; for a Rust program that is at
+//! least std's stack-overflow reporter), on the alternate signal stack. On
+//! Windows it is a vectored exception handler for access violations, where
+//! the *earlier handler* is the rest of the exception handling (structured
+//! exception handlers, then the system's crash handling): a fault in
+//! memguard's pages is wiped there and then left to kill the process with
+//! `STATUS_ACCESS_VIOLATION`; any other fault is left to the rest, and an
+//! unhandled-exception filter wipes before the process dies of it. The
+//! logic uses atomics, `Pages::protect_raw`, plain stores and the `Fault`
+//! methods only: it never allocates, takes a lock or touches a file.
 //!
 //! # Order of operations
 //!
 //! A signal is a *fault* when the kernel raised it for an instruction
-//! (`si_code > 0`); then `si_addr` is the faulting address. A signal sent
-//! with `kill`, `raise`, `tgkill` or `sigqueue` (`si_code <= 0`) is not.
+//! (`si_code > 0` on Unix; every access violation on Windows); then the
+//! faulting address is known (`Fault::address`). A signal sent with
+//! `kill`, `raise`, `tgkill` or `sigqueue` (`si_code <= 0`) is not.
 //!
 //! 1. **A fault in memguard's pages** (the data pages of a live buffer, or
 //!    the guard page just before or after them: see
@@ -39,8 +48,8 @@
 //!    keeps the wipe in the one signal frame: a SIGABRT handler would run
 //!    nested in std's handler on the same small alternate stack (8 KiB,
 //!    little more than one signal frame on CPUs with large vector state),
-//!    and would change what every `abort()` does. Only on x86-64 and
-//!    AArch64, where the context layout is known; elsewhere a stack
+//!    and would change what every `abort()` does. Only on Linux on x86-64
+//!    and AArch64, where the context layout is known; elsewhere a stack
 //!    overflow under std's handler is not wiped.
 //! 3. **Any other signal** is the earlier handler's to decide, as if
 //!    memguard were not there. If there is one (not `SIG_DFL`, not
@@ -71,256 +80,147 @@
 //! the default action makes the fault recur forever, as it would without
 //! memguard.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Once, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Once;
 
-use super::backend::Pages;
-use super::{crash_table, Os};
+use super::crash_table;
+use super::sys::{Disposition, Fault, Os, Pages, Process};
 
 static INSTALL: Once = Once::new();
-static PREVIOUS_SEGV: OnceLock<libc::sigaction> = OnceLock::new();
-static PREVIOUS_BUS: OnceLock<libc::sigaction> = OnceLock::new();
-/// The page size, read before the handler goes in (the handler calls
-/// nothing to learn it).
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+/// The page size, read before the hook goes in (the hook calls nothing to
+/// learn it).
 static PAGE: AtomicUsize = AtomicUsize::new(4096);
 
-/// Bytes of alternate signal stack given to a thread that has none.
-const ALT_STACK: usize = 64 * 1024;
-
-/// Installs the handler for SIGSEGV and SIGBUS, once per process.
+/// Installs the fault hook, once per process.
 pub(crate) fn install() {
-    if cfg!(miri) {
+    if !Os::REAL {
         // Miri has no signals.
         return;
     }
     INSTALL.call_once(|| {
         PAGE.store(Os::page_size(), Ordering::Relaxed);
-        install_for(libc::SIGSEGV, &PREVIOUS_SEGV);
-        install_for(libc::SIGBUS, &PREVIOUS_BUS);
-        ensure_alternate_stack();
+        INSTALLED.store(Os::install_fault_hook(), Ordering::Release);
     });
 }
 
-/// Whether the handler is in place for both signals.
+/// Whether the hook is in place.
 pub(crate) fn installed() -> bool {
-    PREVIOUS_SEGV.get().is_some() && PREVIOUS_BUS.get().is_some()
+    INSTALLED.load(Ordering::Acquire)
 }
 
-fn install_for(signal: libc::c_int, previous: &OnceLock<libc::sigaction>) {
-    // SAFETY: sigaction is called with valid pointers to initialised
-    // structs; the previous action is read first and stored before our
-    // handler goes in, so the handler always finds it.
-    unsafe {
-        let mut old: libc::sigaction = std::mem::zeroed();
-        if libc::sigaction(signal, std::ptr::null(), &mut old) != 0 {
-            return;
-        }
-        let _ = previous.set(old);
-        let mut new: libc::sigaction = std::mem::zeroed();
-        new.sa_sigaction = on_fault as extern "C" fn(_, _, _) as usize;
-        new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-        libc::sigemptyset(&mut new.sa_mask);
-        libc::sigaction(signal, &new, std::ptr::null_mut());
-    }
+/// What to do about one fault (see the module docs); called by the
+/// platform's hook, in its context (no allocation, no lock).
+pub(crate) fn on_fault<F: Fault>(fault: &mut F) {
+    decide(fault, crash_table::wipe_all);
 }
 
-/// Gives the calling thread an alternate signal stack if it has none (Rust
-/// gives one to the main thread and to the threads it spawns; threads made
-/// elsewhere may lack one).
-fn ensure_alternate_stack() {
-    // SAFETY: sigaltstack with a null new stack only reads the current one.
-    // The new stack is a fresh mapping that is never freed, as a signal
-    // stack must outlive every signal the thread may take.
-    unsafe {
-        let mut current: libc::stack_t = std::mem::zeroed();
-        if libc::sigaltstack(std::ptr::null(), &mut current) != 0
-            || current.ss_flags & libc::SS_DISABLE == 0
-        {
-            return;
-        }
-        let stack = libc::mmap(
-            std::ptr::null_mut(),
-            ALT_STACK,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        if stack == libc::MAP_FAILED {
-            return;
-        }
-        let new = libc::stack_t {
-            ss_sp: stack,
-            ss_flags: 0,
-            ss_size: ALT_STACK,
-        };
-        libc::sigaltstack(&new, std::ptr::null_mut());
-    }
-}
-
-/// The faulting thread's stack pointer, from the context the kernel saved.
-///
-/// # Safety
-/// `context` must be the `ucontext_t` pointer the kernel passed to an
-/// `SA_SIGINFO` handler.
-#[allow(unused_variables)]
-unsafe fn stack_pointer(context: *mut libc::c_void) -> Option<usize> {
-    let context = context.cast::<libc::ucontext_t>().cast_const();
-    if context.is_null() {
-        return None;
-    }
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: the caller passes the kernel's context, a valid ucontext_t.
-    return Some(unsafe { (*context).uc_mcontext.gregs[libc::REG_RSP as usize] } as usize);
-    #[cfg(target_arch = "aarch64")]
-    // SAFETY: as above.
-    return Some(unsafe { (*context).uc_mcontext.sp } as usize);
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    None
-}
-
-/// Whether a fault at `addr` is a stack overflow: within a page either side
-/// of the stack pointer (see the module docs).
-///
-/// # Safety
-/// As for [`stack_pointer`].
-unsafe fn is_stack_overflow(addr: usize, context: *mut libc::c_void, page: usize) -> bool {
-    // SAFETY: the caller's contract, passed on.
-    match unsafe { stack_pointer(context) } {
-        Some(sp) => addr.wrapping_sub(sp.wrapping_sub(page)) < 2 * page,
-        None => false,
-    }
-}
-
-/// Whether `action` is a handler function rather than `SIG_DFL`/`SIG_IGN`.
-fn is_function(action: &libc::sigaction) -> bool {
-    action.sa_sigaction != libc::SIG_DFL && action.sa_sigaction != libc::SIG_IGN
-}
-
-/// The handler currently installed for `signal` (`SIG_DFL` if it cannot be
-/// read).
-fn current_action(signal: libc::c_int) -> libc::sighandler_t {
-    // SAFETY: sigaction with a null new action only reads the current one
-    // into an initialised struct; async-signal-safe.
-    unsafe {
-        let mut now: libc::sigaction = std::mem::zeroed();
-        if libc::sigaction(signal, std::ptr::null(), &mut now) != 0 {
-            return libc::SIG_DFL;
-        }
-        now.sa_sigaction
-    }
-}
-
-/// Restores the default action for `signal`.
-fn restore_default(signal: libc::c_int) {
-    // SAFETY: sigaction with an initialised struct; async-signal-safe.
-    unsafe {
-        let mut default: libc::sigaction = std::mem::zeroed();
-        default.sa_sigaction = libc::SIG_DFL;
-        libc::sigemptyset(&mut default.sa_mask);
-        libc::sigaction(signal, &default, std::ptr::null_mut());
-    }
-}
-
-/// Calls the earlier handler as the kernel would have: the `SA_SIGINFO` or
-/// the plain way, with its mask blocked, the default action restored first
-/// for `SA_RESETHAND`. memguard's disposition stays installed otherwise.
-///
-/// # Safety
-/// `previous` must be a handler function (see [`is_function`]) that was
-/// installed for `signal`; `info` and `context` the kernel's arguments.
-unsafe fn call_earlier(
-    previous: &libc::sigaction,
-    signal: libc::c_int,
-    info: *mut libc::siginfo_t,
-    context: *mut libc::c_void,
-) {
-    // SAFETY: pthread_sigmask with initialised sets is async-signal-safe.
-    // The earlier handler was installed for this signal with these flags, so
-    // it has the signature its flags say, and expects the kernel's
-    // arguments, which it gets unchanged.
-    unsafe {
-        let mut saved: libc::sigset_t = std::mem::zeroed();
-        libc::pthread_sigmask(libc::SIG_BLOCK, &previous.sa_mask, &mut saved);
-        if previous.sa_flags & libc::SA_RESETHAND != 0 {
-            restore_default(signal);
-        }
-        if previous.sa_flags & libc::SA_SIGINFO != 0 {
-            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                std::mem::transmute(previous.sa_sigaction);
-            f(signal, info, context);
-        } else {
-            let f: extern "C" fn(libc::c_int) = std::mem::transmute(previous.sa_sigaction);
-            f(signal);
-        }
-        libc::pthread_sigmask(libc::SIG_SETMASK, &saved, std::ptr::null_mut());
-    }
-}
-
-/// Wipes every buffer, restores the default action and raises `signal`.
-/// The signal is blocked while its handler runs, so it stays pending until
-/// the handler returns, and then kills the process (a fault would recur
-/// too; a sent signal would not).
-fn wipe_and_die(signal: libc::c_int) {
-    crash_table::wipe_all();
-    restore_default(signal);
-    // SAFETY: raise is async-signal-safe.
-    unsafe { libc::raise(signal) };
-}
-
-extern "C" fn on_fault(
-    signal: libc::c_int,
-    info: *mut libc::siginfo_t,
-    context: *mut libc::c_void,
-) {
-    let previous = match signal {
-        libc::SIGSEGV => PREVIOUS_SEGV.get(),
-        libc::SIGBUS => PREVIOUS_BUS.get(),
-        _ => None,
-    };
-    let earlier = previous.filter(|p| is_function(p));
+/// [`on_fault`] with the wipe given (a test's counter).
+fn decide<F: Fault>(fault: &mut F, wipe_all: impl Fn()) {
     let page = PAGE.load(Ordering::Relaxed);
-    // SAFETY: with SA_SIGINFO the kernel passes a valid siginfo_t; si_addr
-    // is read only for a fault (si_code > 0), which carries it.
-    let fault = unsafe {
-        match info.as_ref() {
-            Some(i) if i.si_code > 0 => Some(i.si_addr() as usize),
-            _ => None,
-        }
+    let wipe_and_die = |fault: &mut F| {
+        wipe_all();
+        fault.die();
     };
-    if let Some(addr) = fault {
+    let address = fault.address();
+    if let Some(addr) = address {
         // 1. memguard's own pages: fatal by design.
         if crash_table::covers(addr, page) {
-            crash_table::wipe_all();
-            if let Some(earlier) = earlier {
-                // SAFETY: a handler function installed for this signal,
-                // given the kernel's arguments.
-                unsafe { call_earlier(earlier, signal, info, context) };
+            wipe_all();
+            if fault.earlier() == Disposition::Handler {
+                fault.call_earlier();
             }
-            wipe_and_die(signal);
+            wipe_and_die(fault);
             return;
         }
         // 2. A stack overflow: std's handler aborts without returning.
-        // SAFETY: the kernel's context for this SA_SIGINFO handler.
-        if unsafe { is_stack_overflow(addr, context, page) } {
-            crash_table::wipe_all();
+        if fault.is_stack_overflow(addr, page) {
+            wipe_all();
         }
     }
     // 3. Anything else: the earlier handler decides.
-    match earlier {
-        Some(earlier) => {
-            // SAFETY: as above.
-            unsafe { call_earlier(earlier, signal, info, context) };
-            let now = current_action(signal);
-            if now == libc::SIG_DFL || (now == libc::SIG_IGN && fault.is_some()) {
-                wipe_and_die(signal);
-            }
+    match fault.earlier() {
+        Disposition::Handler => match fault.call_earlier() {
+            Disposition::Default => wipe_and_die(fault),
+            Disposition::Ignore if address.is_some() => wipe_and_die(fault),
+            _ => {}
+        },
+        Disposition::Ignore if address.is_none() => {}
+        _ => wipe_and_die(fault),
+    }
+}
+
+/// For a hook that sees a crash only once nothing else handled it (the
+/// unhandled-exception filter on Windows): wipe everything.
+#[allow(dead_code)]
+pub(crate) fn on_unhandled() {
+    crash_table::wipe_all();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scripted fault: what the platform would report, and what the
+    /// logic did.
+    struct Scripted {
+        address: Option<usize>,
+        earlier: Disposition,
+        after: Disposition,
+        called: usize,
+        died: bool,
+    }
+
+    impl Fault for Scripted {
+        fn address(&self) -> Option<usize> {
+            self.address
         }
-        None => {
-            let ignored = previous.is_some_and(|p| p.sa_sigaction == libc::SIG_IGN);
-            if !(ignored && fault.is_none()) {
-                wipe_and_die(signal);
-            }
+        fn is_stack_overflow(&self, _addr: usize, _page: usize) -> bool {
+            false
         }
+        fn earlier(&self) -> Disposition {
+            self.earlier
+        }
+        fn call_earlier(&mut self) -> Disposition {
+            self.called += 1;
+            self.after
+        }
+        fn die(&mut self) {
+            self.died = true;
+        }
+    }
+
+    /// How often the earlier handler was called, and whether the process
+    /// dies; a death always comes after a wipe, and only then is there one.
+    fn run(address: Option<usize>, earlier: Disposition, after: Disposition) -> (usize, bool) {
+        let mut f = Scripted {
+            address,
+            earlier,
+            after,
+            called: 0,
+            died: false,
+        };
+        let wipes = std::cell::Cell::new(0);
+        decide(&mut f, || wipes.set(wipes.get() + 1));
+        assert_eq!(
+            wipes.get() > 0,
+            f.died,
+            "a wipe exactly when the process dies"
+        );
+        (f.called, f.died)
+    }
+
+    #[test]
+    fn the_earlier_handler_decides_about_foreign_faults() {
+        use Disposition::*;
+        // An address no region covers (the null page).
+        let foreign = Some(8);
+        assert_eq!(run(foreign, Handler, Handler), (1, false), "it recovered");
+        assert_eq!(run(foreign, Handler, Default), (1, true), "it gave up");
+        assert_eq!(run(foreign, Handler, Ignore), (1, true), "a fault recurs");
+        assert_eq!(run(None, Handler, Ignore), (1, false), "a sent signal");
+        assert_eq!(run(foreign, Default, Default), (0, true));
+        assert_eq!(run(None, Ignore, Ignore), (0, false), "ignored as before");
+        assert_eq!(run(foreign, Ignore, Ignore), (0, true), "a fault is fatal");
     }
 }

@@ -38,8 +38,8 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, Once, PoisonError};
 
-use super::backend::{Access, Pages};
-use super::{fork, Os};
+use super::fork;
+use super::sys::{Access, Os, Pages};
 
 const SEGMENT: usize = 1024;
 const MAX_SEGMENTS: usize = 4096;
@@ -277,62 +277,7 @@ mod tests {
     #[global_allocator]
     static GLOBAL: Counting = Counting;
 
-    /// Runs `scenario` in a forked child and returns its exit code, or 128
-    /// plus the signal that killed it. The child runs nothing else (no
-    /// panics: a failed check is an exit code), has 10 s before SIGALRM
-    /// kills it, and ends with `_exit`. `scenario` is dropped in the parent
-    /// before the wait.
-    fn in_child(scenario: impl FnOnce() -> i32) -> i32 {
-        // SAFETY: the child runs only `scenario` (async-signal-safe calls
-        // and plain memory accesses, the odd allocation at most, which
-        // glibc's fork handlers keep usable) and `_exit`s.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
-        if pid == 0 {
-            // SAFETY: alarm and _exit are async-signal-safe.
-            unsafe {
-                libc::alarm(10);
-                libc::_exit(scenario());
-            }
-        }
-        drop(scenario);
-        let mut status = 0;
-        // SAFETY: waits for our own child, by its id.
-        let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
-        assert_eq!(waited, pid, "waitpid: {}", std::io::Error::last_os_error());
-        if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else {
-            128 + libc::WTERMSIG(status)
-        }
-    }
-
-    /// `pages` fresh readable and writable pages, filled with 0xa5.
-    fn mapped(pages: usize) -> NonNull<u8> {
-        let len = pages * Os::page_size();
-        // SAFETY: a fresh private anonymous mapping at an address the kernel
-        // picks; it overlaps nothing.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(ptr, libc::MAP_FAILED);
-        let ptr = NonNull::new(ptr.cast::<u8>()).expect("mmap gave null");
-        // SAFETY: the mapping is ours, readable and writable, `len` bytes.
-        unsafe { std::ptr::write_bytes(ptr.as_ptr(), 0xa5, len) };
-        ptr
-    }
-
-    fn unmap(ptr: NonNull<u8>, pages: usize) {
-        // SAFETY: a mapping from `mapped`, no longer used.
-        unsafe { libc::munmap(ptr.as_ptr().cast(), pages * Os::page_size()) };
-    }
+    use crate::mem::sys::testing::{in_child, mapped, unmap, CAN_FORK};
 
     /// Whether the page at `ptr` holds only `byte`.
     fn page_is(ptr: NonNull<u8>, byte: u8) -> bool {
@@ -361,8 +306,10 @@ mod tests {
     /// (whose error path read a file into a `String`), and the child died of
     /// SIGSEGV there.
     #[test]
-    #[cfg_attr(miri, ignore = "fork and mmap: Miri has no such system calls")]
     fn wipe_all_skips_an_unmapped_slot_wipes_the_others_and_allocates_nothing() {
+        if !CAN_FORK {
+            return;
+        }
         let page = Os::page_size();
         let base = mapped(3);
         // SAFETY: the three pages lie in the mapping just made.
@@ -382,9 +329,9 @@ mod tests {
                     .addr
                     .store(p.as_ptr() as usize, Ordering::SeqCst);
             }
-            // SAFETY: one page of our mapping; nothing else in this (single
+            // One page of our mapping; nothing else in this (single
             // threaded) child uses it or maps anything meanwhile.
-            unsafe { libc::munmap(pages[hole].as_ptr().cast(), page) };
+            unmap(pages[hole], 1);
             ALLOCATIONS.store(0, Ordering::SeqCst);
             ARMED.store(true, Ordering::SeqCst);
             wipe_all();
@@ -418,8 +365,10 @@ mod tests {
     /// A slot in a segment published before the ones below it is wiped too
     /// (the old loop stopped at the first unpublished segment).
     #[test]
-    #[cfg_attr(miri, ignore = "fork and mmap: Miri has no such system calls")]
     fn wipe_all_reaches_a_segment_published_out_of_order() {
+        if !CAN_FORK {
+            return;
+        }
         let page = mapped(1);
         let code = in_child(|| {
             if !SEGMENTS[MAX_SEGMENTS - 2].load(Ordering::SeqCst).is_null() {
@@ -464,8 +413,10 @@ mod tests {
     /// it, forgets a wipe the parent had in progress, and a later `remove`
     /// still frees the slot.
     #[test]
-    #[cfg_attr(miri, ignore = "fork and mmap: Miri has no such system calls")]
     fn forget_all_clears_every_slot_and_remove_still_frees_it() {
+        if !CAN_FORK {
+            return;
+        }
         let page = mapped(1);
         // add() also registers the free list to be held across fork, so
         // the child never finds it taken by another test's thread.
@@ -508,8 +459,10 @@ mod tests {
     /// and for nothing further. In a child where only this slot is left, as
     /// another test's region may lie right next to the mapping.
     #[test]
-    #[cfg_attr(miri, ignore = "fork and mmap: Miri has no such system calls")]
     fn covers_the_data_pages_and_their_guard_pages() {
+        if !CAN_FORK {
+            return;
+        }
         let page = Os::page_size();
         let base = mapped(4);
         // SAFETY: inside the four-page mapping just made.

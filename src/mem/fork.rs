@@ -24,9 +24,11 @@
 //!   (where the listening thread of [`catch_signal`](crate::catch_signal)
 //!   does not exist) such a signal wipes every buffer and exits with code 1.
 //!
-//! The hooks are installed with `pthread_atfork` on the first allocation.
-//! A process that calls the raw `fork` system call (not the C library's
-//! `fork`) bypasses them; see the threat model.
+//! The hooks are installed by the platform layer on the first allocation
+//! (`pthread_atfork` on Unix). A process that calls the raw `fork` system
+//! call (not the C library's `fork`) bypasses them; see the threat model.
+//! Where there is no `fork` (Windows), nothing is hooked and the generation
+//! stays 0.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,10 +36,11 @@ use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::LocalKey;
 
 use super::crash_table;
+use super::sys::{Os, Process};
 
 /// Forks between the first process that used memguard and this one.
 static FORKS: AtomicU64 = AtomicU64::new(0);
-/// Whether the `pthread_atfork` hooks are in place.
+/// Whether the fork hooks are in place.
 static HOOKS: OnceLock<bool> = OnceLock::new();
 
 /// The fork generation of this process: 0 in the process that first used
@@ -166,68 +169,29 @@ fn index(signal: i32) -> Option<usize> {
     usize::try_from(signal).ok().filter(|&i| i < CAUGHT.len())
 }
 
-/// Runs in signal context, after signal-hook's own actions for `signal`:
+/// Runs in signal context, after the listener's own actions for `signal`:
 /// in a child without a listener, wipes and exits.
 fn child_exit(signal: i32) {
     let caught = index(signal).is_some_and(|i| CAUGHT[i].load(Ordering::Acquire));
     if caught && LISTENING.load(Ordering::Acquire) != generation() {
         crash_table::wipe_all();
-        // SAFETY: _exit is async-signal-safe; it ends the process at once,
-        // with no destructor or atexit handler (none may run in a signal
-        // handler).
-        unsafe { libc::_exit(1) };
+        Os::exit_now(1);
     }
 }
 
-#[cfg(not(miri))]
+/// The action only loads atomics, wipes through the crash table (atomics,
+/// `Pages::protect_raw` and plain stores: async-signal-safe) and exits at
+/// once, so it may run in signal context.
 fn register_child_exit(signal: i32) -> crate::error::Result<()> {
-    // SAFETY: the action only loads atomics, wipes through the crash table
-    // (atomics, mprotect and plain stores: async-signal-safe) and calls
-    // _exit, so it may run in signal context.
-    unsafe { signal_hook::low_level::register(signal, move || child_exit(signal)) }
-        .map(drop)
-        .map_err(|source| crate::error::Error::Os {
-            operation: "sigaction",
-            source,
-        })
+    Os::on_signal_in_child(signal, child_exit)
 }
 
-#[cfg(miri)]
-fn register_child_exit(_signal: i32) -> crate::error::Result<()> {
-    let _ = child_exit;
-    Ok(())
-}
-
-#[cfg(not(miri))]
+/// `before_fork` takes locks; `after_fork` releases them (an atomic swap,
+/// and a futex wake when another thread waits) and, in the child, updates
+/// atomics: all async-signal-safe, as code run in a child after fork must
+/// be.
 fn install_hooks() -> bool {
-    extern "C" fn prepare() {
-        before_fork();
-    }
-    extern "C" fn parent() {
-        after_fork();
-    }
-    extern "C" fn child() {
-        in_child();
-    }
-    // SAFETY: registers three functions that live as long as the program.
-    // `prepare` runs in the forking thread before fork and only takes
-    // locks; `parent` and `child` release them (an atomic swap, and a futex
-    // wake when another thread waits) and, in the child, update atomics:
-    // all async-signal-safe, as code run in a child after fork must be.
-    unsafe {
-        libc::pthread_atfork(
-            Some(prepare as unsafe extern "C" fn()),
-            Some(parent as unsafe extern "C" fn()),
-            Some(child as unsafe extern "C" fn()),
-        ) == 0
-    }
-}
-
-#[cfg(miri)]
-fn install_hooks() -> bool {
-    // Miri has no fork; the generation never changes.
-    let _ = (before_fork as fn(), in_child as fn());
-    true
+    Os::install_fork_hooks(before_fork, after_fork, in_child)
 }
 
 #[cfg(test)]

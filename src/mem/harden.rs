@@ -1,9 +1,9 @@
 //! Process-wide hardening applied once, on first use of the crate.
 //!
-//! On the first allocation the process sets `RLIMIT_CORE` to 0 (soft and
-//! hard) and `PR_SET_DUMPABLE` to 0, so a crash writes no core file, no
-//! crash collector receives the process's memory, and other processes of
-//! the same user cannot attach with ptrace or read `/proc/<pid>/mem`.
+//! On the first allocation the platform layer turns core dumps off and
+//! keeps other processes of the same user from attaching a debugger or
+//! reading memory, as far as the system lets an unprivileged process (see
+//! `sys::Process::harden`; per system in the README's platform table).
 //!
 //! An application that needs core dumps or debugger access calls
 //! [`disable_process_hardening`] before any other function of this crate.
@@ -11,8 +11,7 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Once;
 
-use rustix::process::{set_dumpable_behavior, setrlimit, DumpableBehavior, Resource, Rlimit};
-
+use super::sys::{Os, Process};
 use crate::error::{Error, Result};
 
 const UNTOUCHED: u8 = 0;
@@ -22,18 +21,30 @@ const APPLIED: u8 = 3;
 
 static STATE: AtomicU8 = AtomicU8::new(UNTOUCHED);
 static APPLY: Once = Once::new();
-/// Bit 0: setting RLIMIT_CORE failed; bit 1: PR_SET_DUMPABLE failed.
+/// 1 when a step of the hardening failed.
 static FAILURES: AtomicU8 = AtomicU8::new(0);
 
 /// Opts this process out of the hardening the crate applies on first use.
 ///
-/// By default the first buffer this crate allocates also sets the process's
-/// core-dump limit (`RLIMIT_CORE`, soft and hard) to zero and clears its
-/// dumpable flag (`PR_SET_DUMPABLE`), so that no crash writes secrets to
-/// disk and no other process of the same user can read this one's memory.
+/// By default the first buffer this crate allocates also hardens the
+/// process, so that no crash writes secrets to disk and no other process of
+/// the same user can read this one's memory:
+///
+/// - Linux: the core-dump limit (`RLIMIT_CORE`, soft and hard) to zero and
+///   the dumpable flag cleared (`PR_SET_DUMPABLE`);
+/// - macOS: `RLIMIT_CORE` to zero and `ptrace(PT_DENY_ATTACH)` (no debugger
+///   can attach from then on; one already attached makes the process exit);
+/// - FreeBSD: `RLIMIT_CORE` to zero and
+///   `procctl(PROC_TRACE_CTL_DISABLE)` (no tracing, no core dump);
+/// - OpenBSD: `RLIMIT_CORE` to zero;
+/// - Windows: the heap left out of Windows Error Reporting's reports
+///   (`WerSetFlags(WER_FAULT_REPORTING_FLAG_NOHEAP)`). A process cannot
+///   keep debuggers of its own user out without administrator rights.
+///
 /// Call this function first, before anything else in the crate, to keep
 /// core dumps and debugger access; guarded buffers are still excluded from
-/// core dumps one by one (`MADV_DONTDUMP`).
+/// core dumps one by one where the system can (see
+/// [`Protections::OUT_OF_DUMPS`](crate::Protections::OUT_OF_DUMPS)).
 ///
 /// Returns [`Error::HardeningAlreadyApplied`] when the hardening has already
 /// happened; the process stays hardened in that case.
@@ -53,9 +64,10 @@ pub fn disable_process_hardening() -> Result<()> {
     }
 }
 
-/// Whether the process hardening has been applied (core dumps off, process
-/// not dumpable). It is applied on the first allocation unless
-/// [`disable_process_hardening`] was called before.
+/// Whether the process hardening has been applied, every step of it (see
+/// [`disable_process_hardening`] for the steps on each system). It is
+/// applied on the first allocation unless [`disable_process_hardening`]
+/// was called before.
 ///
 /// ```
 /// let _key = memguard::LockedBuffer::new(32)?;
@@ -71,7 +83,7 @@ pub fn is_process_hardened() -> bool {
 /// the first call. A caller that arrives while another thread is applying it
 /// waits until it is done, so no buffer exists in an unhardened process.
 pub(crate) fn ensure() {
-    if cfg!(miri) {
+    if !Os::REAL {
         // Miri cannot make these calls; there is no process to harden.
         return;
     }
@@ -85,19 +97,9 @@ pub(crate) fn ensure() {
         {
             return;
         }
-        let no_core = Rlimit {
-            current: Some(0),
-            maximum: Some(0),
-        };
-        let mut failures = 0;
-        if setrlimit(Resource::Core, no_core).is_err() {
-            failures |= 1;
-        }
-        if set_dumpable_behavior(DumpableBehavior::NotDumpable).is_err() {
-            failures |= 2;
-        }
+        let failures = u8::from(!Os::harden().complete);
         FAILURES.store(failures, Ordering::Release);
-        // Published only now that both calls are made.
+        // Published only now that every call is made.
         STATE.store(APPLIED, Ordering::Release);
     });
 }

@@ -1,8 +1,9 @@
 //! The memory layer: guarded page mappings, their protection, locking and
-//! advice, the canary, wiping, and the borrow guards. This module and the
-//! crash handler are the only places with `unsafe` code.
+//! advice, the canary, wiping, and the borrow guards, above the platform
+//! layer (`sys`), which holds every call into the operating system. This
+//! module (the platform layer and the crash handler in it) and the
+//! vectorised cipher are the only places with `unsafe` code.
 
-mod backend;
 mod borrow;
 mod canary;
 mod corruption;
@@ -11,40 +12,30 @@ mod crash_table;
 mod fork;
 mod harden;
 mod layout;
-#[cfg(all(target_os = "linux", not(miri)))]
-mod linux;
-#[cfg(miri)]
-mod miri;
+mod protections;
 mod reference;
 mod reference_mut;
 mod region;
 mod spares;
+pub(crate) mod sys;
 mod wipe;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-#[cfg(all(target_os = "linux", not(miri)))]
-type Os = linux::Linux;
-#[cfg(miri)]
-type Os = miri::Simulated;
+use sys::Os;
 
-#[cfg(not(target_os = "linux"))]
-compile_error!(
-    "memguard has a memory backend for Linux only so far; a new platform implements \
-     mem::backend::Pages in a file of its own"
-);
-
-pub(crate) use backend::ForkPolicy;
 pub(crate) use corruption::{report_and_abort, set_wipe_all, CanaryCorruption};
 pub use harden::{disable_process_hardening, is_process_hardened};
+pub use protections::Protections;
 pub use reference::Ref;
 pub use reference_mut::RefMut;
 pub(crate) use region::Region;
 pub(crate) use wipe::scrub_stack;
 pub use wipe::wipe_bytes;
 
-/// Whether the wipe-before-crash handler for SIGSEGV and SIGBUS is in
-/// place. It is installed on the first allocation.
+/// Whether the wipe-before-crash hook is in place (a SIGSEGV/SIGBUS
+/// handler on Unix, a vectored exception handler on Windows). It is
+/// installed on the first allocation.
 ///
 /// ```
 /// let _key = memguard::LockedBuffer::new(32)?;
@@ -100,7 +91,7 @@ pub fn spare_limit() -> usize {
 /// that path on a current kernel; not part of the API.
 #[doc(hidden)]
 pub fn simulate_kernel_without_wipe_on_fork() {
-    Os::simulate_no_wipe_on_fork();
+    sys::simulate_no_wipe_on_fork();
 }
 
 /// The number of spare mappings kept now (see [`set_spare_limit`]).
@@ -144,6 +135,6 @@ pub(crate) fn fork_generation() -> u64 {
 
 /// The system's page size.
 pub(crate) fn page_size() -> usize {
-    use backend::Pages;
+    use sys::Pages;
     Os::page_size()
 }

@@ -3,17 +3,19 @@
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use super::backend::{Access, ForkPolicy, Pages};
 use super::borrow::{BorrowState, Refused};
 use super::corruption::{self, CanaryCorruption};
 use super::layout::Layout;
+use super::protections::Protections;
 use super::reference::Ref;
 use super::reference_mut::RefMut;
-use super::{canary, crash_handler, crash_table, fork, harden, spares, wipe, Os};
+use super::sys::{Access, Os, Pages};
+use super::{canary, crash_handler, crash_table, fork, harden, spares, wipe};
 use crate::error::{Error, Result};
 
 /// A guarded mapping: `[guard][canary | data][guard]`, the data pages locked,
-/// kept out of core dumps and forked children.
+/// kept out of core dumps and forked children (as far as the system can:
+/// see [`Region::protections`]).
 ///
 /// Every access to the bytes goes through a [`Ref`] or [`RefMut`], counted in
 /// a [`BorrowState`]; destruction waits for the last of them without anyone
@@ -25,7 +27,8 @@ pub(crate) struct Region {
     len: AtomicUsize,
     state: BorrowState,
     frozen: AtomicBool,
-    fork: ForkPolicy,
+    /// What the platform layer gave the mapping.
+    mapping: Protections,
     /// This region's slot in the crash table, if it got one.
     crash_slot: Option<usize>,
     /// The purge count when it was made (see `spares::park`).
@@ -61,7 +64,7 @@ impl Region {
         } else {
             None
         };
-        let (base, fork) = match spare {
+        let (base, mapping) = match spare {
             Some(spare) => spare,
             None => match Region::map(layout) {
                 Err(Error::MemoryLock { .. }) if spares::drain() > 0 => Region::map(layout)?,
@@ -77,7 +80,7 @@ impl Region {
             len: AtomicUsize::new(len),
             state: BorrowState::new(),
             frozen: AtomicBool::new(false),
-            fork,
+            mapping,
             crash_slot: crash_table::add(data, n),
             epoch: spares::epoch(),
             forks: fork::generation(),
@@ -92,21 +95,22 @@ impl Region {
         Ok(region)
     }
 
-    /// A new mapping for `layout`: guard pages `PROT_NONE`, the data pages
-    /// writable, locked and advised.
-    fn map(layout: Layout) -> Result<(NonNull<u8>, ForkPolicy)> {
+    /// A new mapping for `layout`: guard pages inaccessible, the data pages
+    /// writable, locked and advised; what the system gave it.
+    fn map(layout: Layout) -> Result<(NonNull<u8>, Protections)> {
         let base = Os::allocate(layout.total())?;
         let data = Region::data_pages_of(base, layout);
         let n = layout.data_pages;
         // SAFETY: the range is inside the mapping we just made; no reference
         // to it exists yet.
         let set_up = unsafe {
-            Os::protect(data, n, Access::ReadWrite)
-                .and_then(|()| Os::lock(data, n))
-                .and_then(|()| Os::advise(data, n))
+            Os::protect(data, n, Access::ReadWrite).and_then(|()| {
+                let locked = Os::lock(data, n)?;
+                Ok(Os::BASELINE | locked | Os::advise(data, n)?)
+            })
         };
         match set_up {
-            Ok(fork) => Ok((base, fork)),
+            Ok(mapping) => Ok((base, mapping)),
             Err(e) => {
                 // SAFETY: exactly the mapping allocate() returned, never shared.
                 unsafe { Os::free(base, layout.total()) };
@@ -138,16 +142,25 @@ impl Region {
 
     /// Whether this process is a forked child of the one that made the
     /// region. Such a region is dead here: its data pages were zero-filled
-    /// (`MADV_WIPEONFORK`) or not copied at all (`MADV_DONTFORK`), and they
-    /// are not locked. It hands out no borrows, and destroying it releases
+    /// or not copied at all (see [`Protections::hidden_from_forks`]), and
+    /// they are not locked. It hands out no borrows, and destroying it releases
     /// what this process got of its mapping without reading or writing it.
     pub(crate) fn is_inherited(&self) -> bool {
         self.forks != fork::generation()
     }
 
-    /// How forked children are kept from the data.
-    pub(crate) fn fork_policy(&self) -> ForkPolicy {
-        self.fork
+    /// What this region got: what the system gave its mapping, the canary
+    /// when there is slack before the data, the wipe before a crash when
+    /// the fault hook is in place and the region is in its table.
+    pub(crate) fn protections(&self) -> Protections {
+        let mut p = self.mapping;
+        if self.layout.slack(self.len()) > 0 {
+            p |= Protections::CANARY;
+        }
+        if self.crash_slot.is_some() && crash_handler::installed() {
+            p |= Protections::WIPE_BEFORE_CRASH;
+        }
+        p
     }
 
     /// Borrows the data for reading; `None` once destruction is requested.
@@ -325,7 +338,7 @@ impl Region {
         let parked = writable
             && checked.is_ok()
             && size == page
-            && unsafe { spares::park(self.base, page, self.fork, self.epoch) };
+            && unsafe { spares::park(self.base, page, self.mapping, self.epoch) };
         if !parked {
             // SAFETY: exactly the mapping made in new(), unreachable as above.
             unsafe { Os::free(self.base, self.layout.total()) };
@@ -334,15 +347,15 @@ impl Region {
     }
 
     /// Releases a region inherited through `fork` without touching its data
-    /// pages. With `MADV_WIPEONFORK` the whole mapping is this process's
-    /// (zero-filled, unlocked) and is unmapped. With `MADV_DONTFORK` the data
-    /// pages were never copied and something else may be mapped there now:
-    /// nothing is unmapped (the two guard pages left hold no memory).
+    /// pages. With [`Protections::ZEROED_IN_FORKS`] the whole mapping is
+    /// this process's (zero-filled, unlocked) and is unmapped. Otherwise the
+    /// data pages were never copied and something else may be mapped there
+    /// now: nothing is unmapped (the two guard pages left hold no memory).
     fn release_inherited(&self) {
         if let Some(slot) = self.crash_slot {
             crash_table::remove(slot);
         }
-        if self.fork == ForkPolicy::WipeOnFork {
+        if self.mapping.contains(Protections::ZEROED_IN_FORKS) {
             // SAFETY: the inherited copy of the mapping made in new(), whole;
             // no borrow exists (destruction was claimed) and nothing else in
             // this process knows of it.

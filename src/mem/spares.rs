@@ -11,12 +11,13 @@
 //! What a spare is, between two buffers:
 //! - its data page is wiped (all of it, canary included) before it is
 //!   parked, exactly as before an unmap;
-//! - its data page is `PROT_NONE`, like the guard pages either side, so a
-//!   stale pointer into a destroyed buffer still faults;
-//! - it stays locked, out of core dumps and out of forked children, so it
-//!   counts against `RLIMIT_MEMLOCK`. That is why the number kept is small:
-//!   by default at most [`DEFAULT_LIMIT`], and at most a sixteenth of the
-//!   lock limit. When a new mapping cannot be locked, the spares are unmapped
+//! - its data page is inaccessible (`PROT_NONE`), like the guard pages
+//!   either side, so a stale pointer into a destroyed buffer still faults;
+//! - it stays locked (on Windows, where an inaccessible page loses its
+//!   lock, it is locked again when taken), out of core dumps and out of
+//!   forked children, so it counts against the lock limit. That is why the
+//!   number kept is small: by default at most [`DEFAULT_LIMIT`], and at
+//!   most a sixteenth of the lock limit. When a new mapping cannot be locked, the spares are unmapped
 //!   and the mapping is tried again; [`purge`](crate::purge) unmaps them too.
 //!
 //! A forked child does not inherit locks, so spares made before a fork are
@@ -27,9 +28,10 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, Once, OnceLock, PoisonError, TryLockError};
 
-use super::backend::{Access, ForkPolicy, Pages};
+use super::fork;
 use super::layout::Layout;
-use super::{fork, Os};
+use super::protections::Protections;
+use super::sys::{Access, Os, Pages};
 
 /// How many spares are kept unless [`set_limit`] says otherwise.
 pub(crate) const DEFAULT_LIMIT: usize = 8;
@@ -40,7 +42,8 @@ const UNSET: usize = usize::MAX;
 /// A parked mapping: three pages, the middle one the data page.
 struct Spare {
     base: NonNull<u8>,
-    fork: ForkPolicy,
+    /// What the system gave the mapping.
+    mapping: Protections,
     /// The fork generation it was parked in.
     forks: u64,
 }
@@ -115,7 +118,11 @@ pub(crate) fn count() -> usize {
 /// Takes a spare for a one-page buffer: its data page made writable and
 /// zero-filled, everything else as [`Region`](super::Region) sets it up.
 /// `None` when there is none (or the list is busy).
-pub(crate) fn take(page: usize) -> Option<(NonNull<u8>, ForkPolicy)> {
+///
+/// Where making a page inaccessible unlocks it (Windows: `PAGE_NOACCESS`
+/// drops the `VirtualLock`), the data page is locked again here, after it
+/// is made writable; a spare that cannot be locked is unmapped instead.
+pub(crate) fn take(page: usize) -> Option<(NonNull<u8>, Protections)> {
     let forks = fork::generation();
     loop {
         let spare = try_all()?.pop()?;
@@ -124,12 +131,20 @@ pub(crate) fn take(page: usize) -> Option<(NonNull<u8>, ForkPolicy)> {
             release(spare);
             continue;
         }
+        let data = data_page(spare.base, page);
         // SAFETY: the data page of a mapping we parked and nobody else can
         // reach; no reference into it exists.
-        match unsafe { Os::protect(data_page(spare.base, page), page, Access::ReadWrite) } {
-            Ok(()) => return Some((spare.base, spare.fork)),
-            Err(_) => release(spare),
+        if unsafe { Os::protect(data, page, Access::ReadWrite) }.is_err() {
+            release(spare);
+            continue;
         }
+        // SAFETY: as above; the page is accessible now. A constant: no call
+        // at all where locks survive.
+        if Os::NO_ACCESS_UNLOCKS && unsafe { Os::lock(data, page) }.is_err() {
+            release(spare);
+            return None;
+        }
+        return Some((spare.base, spare.mapping));
     }
 }
 
@@ -140,7 +155,12 @@ pub(crate) fn take(page: usize) -> Option<(NonNull<u8>, ForkPolicy)> {
 /// # Safety
 /// `base` must be a three-page mapping from [`Pages::allocate`] set up by
 /// `Region` (data page locked and advised), wiped, that nothing can reach.
-pub(crate) unsafe fn park(base: NonNull<u8>, page: usize, fork: ForkPolicy, epoch: u64) -> bool {
+pub(crate) unsafe fn park(
+    base: NonNull<u8>,
+    page: usize,
+    mapping: Protections,
+    epoch: u64,
+) -> bool {
     let max = limit();
     if max == 0 || epoch != PURGES.load(Ordering::Acquire) || !fork_hook() {
         return false;
@@ -157,7 +177,7 @@ pub(crate) unsafe fn park(base: NonNull<u8>, page: usize, fork: ForkPolicy, epoc
     }
     list.push(Spare {
         base,
-        fork,
+        mapping,
         forks: fork::generation(),
     });
     true
@@ -188,7 +208,7 @@ pub(crate) fn drain() -> usize {
 /// Unmaps a spare, or forgets it when a fork left this process without it.
 fn release(spare: Spare) {
     let inherited = spare.forks != fork::generation();
-    if inherited && spare.fork == ForkPolicy::DontFork {
+    if inherited && !spare.mapping.contains(Protections::ZEROED_IN_FORKS) {
         // The mapping did not come with the fork; something else may live at
         // that address now.
         return;

@@ -1,45 +1,79 @@
 //! [`catch_signal`] and [`catch_interrupt`].
 
 use std::cell::Cell;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once};
 
-use signal_hook::consts::signal::{
-    SIGALRM, SIGBUS, SIGFPE, SIGHUP, SIGILL, SIGINT, SIGKILL, SIGQUIT, SIGSEGV, SIGSTOP, SIGTERM,
-    SIGUSR1, SIGUSR2,
-};
-use signal_hook::iterator::{Handle, Signals};
-
 use crate::error::{Error, Result};
+use crate::mem::sys::{OsSignals, Termination};
 use crate::mem::{self, ForkLock, Held};
 
-/// The signals caught when [`catch_signal`] is given an empty list: the
-/// usual requests to terminate.
-pub const TERMINATING_SIGNALS: &[i32] =
-    &[SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM];
+/// A request to terminate, named the same way on every operating system,
+/// for [`catch_signals`].
+///
+/// | | Unix | Windows |
+/// | --- | --- | --- |
+/// | `Interrupt` | `SIGINT` (Ctrl-C) | `CTRL_C_EVENT`, `CTRL_BREAK_EVENT` |
+/// | `Terminate` | `SIGTERM` | `CTRL_CLOSE_EVENT`, `CTRL_LOGOFF_EVENT`, `CTRL_SHUTDOWN_EVENT` |
+/// | `Hangup` | `SIGHUP` | never arrives |
+/// | `Quit` | `SIGQUIT` (Ctrl-\\) | never arrives |
+///
+/// ```
+/// use memguard::Signal;
+///
+/// let n = Signal::Interrupt.number();
+/// assert_eq!(Signal::from_number(n), Some(Signal::Interrupt));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Signal {
+    /// The user asked to interrupt (Ctrl-C).
+    Interrupt,
+    /// The process is asked to end (a service manager, `kill`, the console
+    /// window closing, logoff or shutdown).
+    Terminate,
+    /// The terminal went away.
+    Hangup,
+    /// The user asked to quit (Ctrl-\\).
+    Quit,
+}
 
-/// Signals that cannot be caught (SIGKILL, SIGSTOP) or must not be caught
-/// this way: a fault cannot be deferred to another thread (the crash handler
-/// deals with SIGSEGV and SIGBUS).
-const REFUSED: &[i32] = &[SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGILL, SIGFPE];
+impl Signal {
+    /// The number this operating system uses for it, as [`catch_signal`]
+    /// takes and its handler receives (on Unix the signal number: `SIGINT`,
+    /// `SIGTERM`, `SIGHUP`, `SIGQUIT`; on Windows the C runtime's numbers
+    /// for `SIGINT` and `SIGTERM`, and the Unix numbers for the other two).
+    pub fn number(self) -> i32 {
+        OsSignals::number(self)
+    }
+
+    /// The portable name of a number [`catch_signal`]'s handler received,
+    /// if it has one.
+    pub fn from_number(number: i32) -> Option<Signal> {
+        OsSignals::signal(number)
+    }
+}
+
+/// The requests caught when [`catch_signal`] is given an empty list: the
+/// usual requests to terminate (on Unix `SIGINT`, `SIGTERM`, `SIGHUP`,
+/// `SIGQUIT`, `SIGUSR1`, `SIGUSR2`, `SIGALRM`; on Windows the numbers of
+/// [`Signal::Interrupt`] and [`Signal::Terminate`]).
+pub const TERMINATING_SIGNALS: &[i32] = OsSignals::TERMINATING;
 
 type Handler = Arc<dyn Fn(i32) + Send + Sync + 'static>;
 
-/// The listening thread's handle and the handler it runs.
-static CURRENT: Mutex<Option<(Handle, Handler)>> = Mutex::new(None);
+type Listening = Option<(<OsSignals as Termination>::Listener, Handler)>;
 
-/// For every signal memguard ever caught, a flag that is true when memguard
-/// no longer catches it: the signal then gets its default action back (the
-/// OS-level handler signal-hook installed stays in place, so without this
-/// the signal would be ignored).
-static RELEASED: Mutex<Released> = Mutex::new(None);
+/// The listener and the handler it runs.
+static CURRENT: Mutex<Listening> = Mutex::new(None);
 
-type Released = Option<HashMap<i32, Arc<AtomicBool>>>;
+/// Held while the platform layer records which signals are caught (see
+/// `Termination::claim`), so that no thread is in the middle of it at a
+/// `fork`.
+static CLAIMS: Mutex<()> = Mutex::new(());
 
 thread_local! {
-    static CURRENT_HELD: Held<Option<(Handle, Handler)>> = const { Cell::new(None) };
-    static RELEASED_HELD: Held<Released> = const { Cell::new(None) };
+    static CURRENT_HELD: Held<Listening> = const { Cell::new(None) };
+    static CLAIMS_HELD: Held<()> = const { Cell::new(None) };
 }
 
 /// Holds both locks across `fork` (neither is ever held while taking the
@@ -51,41 +85,25 @@ fn hold_across_fork() {
             ForkLock::Signals,
             || {
                 mem::take_into(&CURRENT_HELD, &CURRENT);
-                mem::take_into(&RELEASED_HELD, &RELEASED);
+                mem::take_into(&CLAIMS_HELD, &CLAIMS);
             },
             || {
-                mem::give_back_from(&RELEASED_HELD);
+                mem::give_back_from(&CLAIMS_HELD);
                 mem::give_back_from(&CURRENT_HELD);
             },
         );
     });
 }
 
-fn current() -> MutexGuard<'static, Option<(Handle, Handler)>> {
+fn current() -> MutexGuard<'static, Listening> {
     CURRENT.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Marks `caught` as caught by memguard and every other signal it caught
 /// before as released to its default action.
 fn claim_signals(caught: &[i32]) -> Result<()> {
-    let mut released = RELEASED.lock().unwrap_or_else(|p| p.into_inner());
-    let map = released.get_or_insert_with(HashMap::new);
-    for &signal in caught {
-        if let std::collections::hash_map::Entry::Vacant(slot) = map.entry(signal) {
-            let flag = Arc::new(AtomicBool::new(false));
-            signal_hook::flag::register_conditional_default(signal, Arc::clone(&flag)).map_err(
-                |source| Error::Os {
-                    operation: "sigaction",
-                    source,
-                },
-            )?;
-            slot.insert(flag);
-        }
-    }
-    for (signal, flag) in map.iter() {
-        flag.store(!caught.contains(signal), Ordering::SeqCst);
-    }
-    Ok(())
+    let _claims = CLAIMS.lock().unwrap_or_else(|p| p.into_inner());
+    OsSignals::claim(caught)
 }
 
 /// On `signals`, runs `handler`, purges every secret and exits with code 1.
@@ -104,9 +122,14 @@ fn claim_signals(caught: &[i32]) -> Result<()> {
 /// context. A child that wants its handler to run calls `catch_signal`
 /// again.
 ///
+/// The numbers are the system's: signal numbers on Unix (`SIGINT`
+/// ...), on Windows those of [`Signal::number`]. [`catch_signals`] takes
+/// the portable names instead.
+///
 /// Fails with [`Error::UncatchableSignal`] for SIGKILL, SIGSTOP, SIGSEGV,
-/// SIGBUS, SIGILL and SIGFPE (faults are handled by the crash handler),
-/// and with [`Error::Os`] when the handler cannot be registered.
+/// SIGBUS, SIGILL and SIGFPE (faults are handled by the crash handler) and,
+/// on Windows, for any number that is not one of [`Signal`]'s, and with
+/// [`Error::Os`] when the handler cannot be registered.
 ///
 /// ```
 /// memguard::catch_signal(|signal| eprintln!("caught signal {signal}, wiping"), &[])?;
@@ -114,7 +137,7 @@ fn claim_signals(caught: &[i32]) -> Result<()> {
 /// # Ok::<(), memguard::Error>(())
 /// ```
 pub fn catch_signal<F: Fn(i32) + Send + Sync + 'static>(handler: F, signals: &[i32]) -> Result<()> {
-    if let Some(&signal) = signals.iter().find(|s| REFUSED.contains(s)) {
+    if let Some(&signal) = signals.iter().find(|&&s| OsSignals::refused(s)) {
         return Err(Error::UncatchableSignal { signal });
     }
     let list = if signals.is_empty() {
@@ -122,53 +145,70 @@ pub fn catch_signal<F: Fn(i32) + Send + Sync + 'static>(handler: F, signals: &[i
     } else {
         signals
     };
-    let mut incoming = Signals::new(list).map_err(|source| Error::Os {
-        operation: "sigaction",
-        source,
-    })?;
+    let listener = OsSignals::listen(list, on_signal)?;
     let handler: Handler = Arc::new(handler);
-    let handle = incoming.handle();
-    let listener = std::thread::Builder::new()
-        .name("memguard-signals".into())
-        .spawn(move || {
-            if let Some(signal) = incoming.forever().next() {
-                on_signal(signal);
-            }
-        });
-    if let Err(source) = listener {
-        handle.close();
-        return Err(Error::Os {
-            operation: "spawn signal thread",
-            source,
-        });
-    }
     hold_across_fork();
     if let Err(e) = claim_signals(list).and_then(|()| mem::terminate_children_on(list)) {
-        handle.close();
+        OsSignals::close(listener);
         return Err(e);
     }
-    let previous = current().replace((handle, handler));
+    let previous = current().replace((listener, handler));
     if let Some((old, _)) = previous {
-        // Unregisters the earlier signals and ends the earlier thread.
-        old.close();
+        // Unregisters the earlier signals and ends the earlier listener.
+        OsSignals::close(old);
     }
     Ok(())
 }
 
-/// On SIGINT (Ctrl-C), purges every secret and exits with code 1.
+/// [`catch_signal`] with the requests named portably: on every operating
+/// system, on `signals` (an empty list means [`Signal::Interrupt`] and
+/// [`Signal::Terminate`]), runs `handler`, purges every secret and exits
+/// with code 1. Everything [`catch_signal`] says holds here too.
 ///
-/// The same as `catch_signal(|_| {}, &[SIGINT])`; a later
-/// [`catch_signal`] replaces it.
+/// ```
+/// use memguard::Signal;
+///
+/// memguard::catch_signals(
+///     |signal| eprintln!("{signal:?}: wiping"),
+///     &[Signal::Interrupt, Signal::Terminate],
+/// )?;
+/// # Ok::<(), memguard::Error>(())
+/// ```
+pub fn catch_signals<F: Fn(Signal) + Send + Sync + 'static>(
+    handler: F,
+    signals: &[Signal],
+) -> Result<()> {
+    let wanted: &[Signal] = if signals.is_empty() {
+        &[Signal::Interrupt, Signal::Terminate]
+    } else {
+        signals
+    };
+    let numbers: Vec<i32> = wanted.iter().map(|s| s.number()).collect();
+    catch_signal(
+        move |n| {
+            if let Some(s) = Signal::from_number(n) {
+                handler(s);
+            }
+        },
+        &numbers,
+    )
+}
+
+/// On Ctrl-C ([`Signal::Interrupt`]: SIGINT on Unix, Ctrl-C and Ctrl-Break
+/// on Windows), purges every secret and exits with code 1.
+///
+/// The same as `catch_signals(|_| {}, &[Signal::Interrupt])`; a later
+/// [`catch_signal`] or [`catch_signals`] replaces it.
 ///
 /// ```
 /// memguard::catch_interrupt()?;
 /// # Ok::<(), memguard::Error>(())
 /// ```
 pub fn catch_interrupt() -> Result<()> {
-    catch_signal(|_| {}, &[SIGINT])
+    catch_signal(|_| {}, &[Signal::Interrupt.number()])
 }
 
-fn on_signal(signal: i32) -> ! {
+fn on_signal(signal: i32) {
     let handler = current().as_ref().map(|(_, h)| Arc::clone(h));
     if let Some(h) = handler {
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(signal)));

@@ -3,9 +3,11 @@
 //! how the child ended.
 #![allow(dead_code)]
 
+#[cfg(target_os = "linux")]
 pub mod procfs;
 
 use std::io::Read;
+#[cfg(unix)]
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -40,10 +42,20 @@ pub fn run_child_with(test_name: &str, scenario: &str, env: &[(&str, &str)]) -> 
     cmd.output().expect("spawn child test process")
 }
 
-/// The signal that killed the child, if one did.
+/// The signal that killed the child, if one did (never on Windows, where
+/// a crash is an exit code: see [`STATUS_ACCESS_VIOLATION`]).
 pub fn killed_by(out: &Output) -> Option<i32> {
-    out.status.signal()
+    #[cfg(unix)]
+    return out.status.signal();
+    #[cfg(not(unix))]
+    {
+        let _ = out;
+        None
+    }
 }
+
+/// The exit code of a Windows process that died of an access violation.
+pub const STATUS_ACCESS_VIOLATION: u32 = 0xC000_0005;
 
 /// The child's stderr as text.
 pub fn stderr(out: &Output) -> String {
@@ -60,12 +72,13 @@ pub fn describe(out: &Output) -> String {
     format!(
         "status {:?} (signal {:?})\n--- stdout\n{}\n--- stderr\n{}",
         out.status.code(),
-        out.status.signal(),
+        killed_by(out),
         stdout(out),
         stderr(out)
     )
 }
 
+#[cfg(target_os = "linux")]
 /// Drops `CAP_IPC_LOCK` (and every other capability) from the calling
 /// thread, so that `RLIMIT_MEMLOCK` applies to it even when the tests run as
 /// root. Only the calling thread is affected.
@@ -83,6 +96,7 @@ pub fn drop_capabilities() {
 }
 
 /// Sets the soft and hard `RLIMIT_MEMLOCK` of this process to `bytes`.
+#[cfg(unix)]
 pub fn set_memlock_limit(bytes: u64) {
     use rustix::process::{setrlimit, Resource, Rlimit};
     setrlimit(
