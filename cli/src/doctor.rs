@@ -301,15 +301,6 @@ pub fn size(bytes: u64) -> String {
     format!("{value} {}", UNITS[unit])
 }
 
-/// A limit as the table shows it: `unlimited`, `0` or a size.
-pub fn limit_text(limit: Option<u64>) -> String {
-    match limit {
-        None => "unlimited".to_string(),
-        Some(0) => "0".to_string(),
-        Some(n) => size(n),
-    }
-}
-
 /// The `page size` check: informational.
 pub fn page_size_check(page: usize) -> Check {
     Check::ok(

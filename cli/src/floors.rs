@@ -19,14 +19,14 @@
 //!   chunks, a counter nonce, one new `Vec` per sealed chunk; opening copies
 //!   each chunk into one reused buffer and decrypts it there.
 
-use std::ffi::c_void;
 use std::hint::black_box;
 use std::io;
 use std::ptr;
 
 use crypto_secretbox::aead::{Aead, AeadInPlace, KeyInit};
 use crypto_secretbox::{Nonce, Tag, XSalsa20Poly1305};
-use rustix::mm::{self, Advice, MapFlags, MprotectFlags, ProtFlags};
+
+use raw::Prot;
 
 /// The fixed key of the raw cipher floors.
 const KEY: [u8; 32] = [0x42; 32];
@@ -52,17 +52,7 @@ impl RawGuarded {
     pub fn new(n: usize, page: usize) -> io::Result<RawGuarded> {
         let data_len = n.div_ceil(page) * page;
         let total = data_len + 2 * page;
-        // SAFETY: a null hint lets the kernel choose an unused address; the
-        // new private anonymous mapping aliases nothing.
-        let base = unsafe {
-            mm::mmap_anonymous(
-                ptr::null_mut(),
-                total,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::PRIVATE,
-            )
-        }?
-        .cast::<u8>();
+        let base = raw::map(total, Prot::ReadWrite)?;
         // SAFETY: base..base+total is the mapping just made, and page and
         // data_len add up to less than total, so these offsets stay inside.
         let (data, trailing) = unsafe {
@@ -72,11 +62,9 @@ impl RawGuarded {
         // SAFETY: every range below lies inside the mapping just made, which
         // nothing else references.
         let set_up = unsafe {
-            mm::mprotect(base.cast::<c_void>(), page, MprotectFlags::empty())
-                .and_then(|()| {
-                    mm::mprotect(trailing.cast::<c_void>(), page, MprotectFlags::empty())
-                })
-                .and_then(|()| lock_and_advise(data, data_len))
+            raw::protect(base, page, Prot::None)
+                .and_then(|()| raw::protect(trailing, page, Prot::None))
+                .and_then(|()| raw::lock_and_advise(data, data_len))
         };
         RawGuarded::finish(base, total, data, data_len, set_up)
     }
@@ -93,8 +81,8 @@ impl RawGuarded {
             ptr::write_bytes(start, 0, n);
             // The pointer escapes, so the zeroing stores must happen.
             black_box(start);
-            let _ = mm::munlock(self.data.cast::<c_void>(), self.data_len);
-            let _ = mm::munmap(self.base.cast::<c_void>(), self.total);
+            raw::unlock(self.data, self.data_len);
+            raw::unmap(self.base, self.total);
         }
     }
 
@@ -105,12 +93,12 @@ impl RawGuarded {
         total: usize,
         data: *mut u8,
         data_len: usize,
-        set_up: rustix::io::Result<()>,
+        set_up: io::Result<()>,
     ) -> io::Result<RawGuarded> {
         if let Err(e) = set_up {
             // SAFETY: exactly the mapping the caller just made, never shared.
-            let _ = unsafe { mm::munmap(base.cast::<c_void>(), total) };
-            return Err(e.into());
+            unsafe { raw::unmap(base, total) };
+            return Err(e);
         }
         Ok(RawGuarded {
             base,
@@ -125,27 +113,14 @@ impl RawGuarded {
     pub fn new_min(n: usize, page: usize) -> io::Result<RawGuarded> {
         let data_len = n.div_ceil(page) * page;
         let total = data_len + 2 * page;
-        // SAFETY: as in new(): a fresh private anonymous mapping.
-        let base = unsafe {
-            mm::mmap_anonymous(
-                ptr::null_mut(),
-                total,
-                ProtFlags::empty(),
-                MapFlags::PRIVATE | MapFlags::NORESERVE,
-            )
-        }?
-        .cast::<u8>();
+        let base = raw::map(total, Prot::None)?;
         // SAFETY: the data pages lie inside the mapping just made.
         let data = unsafe { base.add(page) };
         // SAFETY: every range below lies inside the mapping just made, which
         // nothing else references.
         let set_up = unsafe {
-            mm::mprotect(
-                data.cast::<c_void>(),
-                data_len,
-                MprotectFlags::READ | MprotectFlags::WRITE,
-            )
-            .and_then(|()| lock_and_advise(data, data_len))
+            raw::protect(data, data_len, Prot::ReadWrite)
+                .and_then(|()| raw::lock_and_advise(data, data_len))
         };
         RawGuarded::finish(base, total, data, data_len, set_up)
     }
@@ -159,42 +134,22 @@ impl RawGuarded {
             let start = self.data.add(self.data_len - n);
             ptr::write_bytes(start, 0, n);
             black_box(start);
-            let _ = mm::munmap(self.base.cast::<c_void>(), self.total);
+            raw::unmap(self.base, self.total);
         }
     }
 
     /// The floor under `freeze` + `melt`: the data pages made read-only,
     /// then read-write again, with two mprotects.
     pub fn freeze_melt(&mut self) -> io::Result<()> {
-        let data = black_box(self.data.cast::<c_void>());
+        let data = black_box(self.data);
         // SAFETY: the data pages of a live mapping of ours; `&mut self`
         // means no reference into them exists, so nothing writes while they
         // are read-only.
         unsafe {
-            mm::mprotect(data, self.data_len, MprotectFlags::READ)?;
-            mm::mprotect(
-                data,
-                self.data_len,
-                MprotectFlags::READ | MprotectFlags::WRITE,
-            )?;
+            raw::protect(data, self.data_len, Prot::Read)?;
+            raw::protect(data, self.data_len, Prot::ReadWrite)?;
         }
         Ok(())
-    }
-}
-
-/// Locks `len` bytes at `data` and keeps them out of core dumps and forked
-/// children (mlock, `MADV_DONTDUMP`, `MADV_WIPEONFORK`), as memguard does.
-///
-/// # Safety
-/// The range must be the data pages of a mapping the caller just made and
-/// nothing else references.
-unsafe fn lock_and_advise(data: *mut u8, len: usize) -> rustix::io::Result<()> {
-    let data = data.cast::<c_void>();
-    // SAFETY: the caller's mapping; locking and advising change no contents.
-    unsafe {
-        mm::mlock(data, len)?;
-        mm::madvise(data, len, Advice::LinuxDontDump)?;
-        mm::madvise(data, len, Advice::LinuxWipeOnFork)
     }
 }
 
@@ -207,15 +162,14 @@ impl RawSpare {
     /// A fresh mapping (the fewest calls), its data page sealed off.
     pub fn new(page: usize) -> io::Result<RawSpare> {
         let spare = RawSpare(RawGuarded::new_min(page, page)?);
-        spare.protect(MprotectFlags::empty())?;
+        spare.protect(Prot::None)?;
         Ok(spare)
     }
 
-    fn protect(&self, flags: MprotectFlags) -> io::Result<()> {
+    fn protect(&self, prot: Prot) -> io::Result<()> {
         // SAFETY: the data page of our live mapping; callers hold no
         // reference into it across a change that forbids their access.
-        unsafe { mm::mprotect(self.0.data.cast::<c_void>(), self.0.data_len, flags) }?;
-        Ok(())
+        unsafe { raw::protect(self.0.data, self.0.data_len, prot) }
     }
 
     /// The last `n` bytes of the data page.
@@ -232,12 +186,12 @@ impl RawSpare {
     /// One use: the page made writable, `n` bytes wiped, the page sealed
     /// off again (2 mprotects and a wipe).
     pub fn cycle(&mut self, n: usize) -> io::Result<()> {
-        self.protect(MprotectFlags::READ | MprotectFlags::WRITE)?;
+        self.protect(Prot::ReadWrite)?;
         // SAFETY: writable until the protect below; the slice ends first.
         let data = unsafe { self.tail(n) };
         data.fill(0);
         black_box(&data);
-        self.protect(MprotectFlags::empty())
+        self.protect(Prot::None)
     }
 
     /// One open: the page made writable, the ciphertext copied in and
@@ -245,16 +199,16 @@ impl RawSpare {
     /// (4 mprotects).
     pub fn open(&mut self, cipher: &RawCipher, ciphertext: &[u8], tag: &Tag) -> io::Result<()> {
         let n = ciphertext.len();
-        self.protect(MprotectFlags::READ | MprotectFlags::WRITE)?;
+        self.protect(Prot::ReadWrite)?;
         // SAFETY: writable now; the slice is not used after the read-only
         // protect below until the page is writable again.
         let data = unsafe { self.tail(n) };
         let opened = cipher.open_copy(data, ciphertext, tag);
-        self.protect(MprotectFlags::READ)?;
-        self.protect(MprotectFlags::READ | MprotectFlags::WRITE)?;
+        self.protect(Prot::Read)?;
+        self.protect(Prot::ReadWrite)?;
         data.fill(0);
         black_box(&data);
-        self.protect(MprotectFlags::empty())?;
+        self.protect(Prot::None)?;
         opened
     }
 
@@ -416,4 +370,196 @@ pub fn open_chunks(
         total += ct.len();
     }
     Some(total)
+}
+
+/// The system calls of the page floors, per OS: the same protections
+/// memguard's backend for that OS gives, written out bare.
+///
+/// Linux: mmap, mprotect, mlock, `MADV_DONTDUMP` + `MADV_WIPEONFORK`,
+/// munlock, munmap (what the figures in BENCHMARKS.md measure). Other Unix
+/// systems: the same without the Linux advice (the floors there are only
+/// compile-checked here). Windows: VirtualAlloc, VirtualProtect,
+/// VirtualLock, VirtualUnlock, VirtualFree.
+mod raw {
+    /// The protections the floors switch between.
+    #[derive(Clone, Copy)]
+    pub enum Prot {
+        None,
+        Read,
+        ReadWrite,
+    }
+
+    #[cfg(unix)]
+    pub use self::unix::*;
+    #[cfg(windows)]
+    pub use self::windows::*;
+
+    #[cfg(unix)]
+    mod unix {
+        use std::ffi::c_void;
+        use std::io;
+        use std::ptr;
+
+        use rustix::mm::{self, MapFlags, MprotectFlags, ProtFlags};
+
+        use super::Prot;
+
+        /// A fresh private anonymous mapping of `total` bytes.
+        pub fn map(total: usize, prot: Prot) -> io::Result<*mut u8> {
+            let (prot, flags) = match prot {
+                Prot::None => (ProtFlags::empty(), no_reserve()),
+                Prot::Read => (ProtFlags::READ, MapFlags::PRIVATE),
+                Prot::ReadWrite => (ProtFlags::READ | ProtFlags::WRITE, MapFlags::PRIVATE),
+            };
+            // SAFETY: a null hint lets the kernel choose an unused address;
+            // the new private anonymous mapping aliases nothing.
+            let base = unsafe { mm::mmap_anonymous(ptr::null_mut(), total, prot, flags) }?;
+            Ok(base.cast())
+        }
+
+        /// Flags of a mapping made inaccessible (its pages made accessible
+        /// later): no swap reserved for it where the OS has the flag.
+        #[cfg(target_os = "linux")]
+        fn no_reserve() -> MapFlags {
+            MapFlags::PRIVATE | MapFlags::NORESERVE
+        }
+        #[cfg(not(target_os = "linux"))]
+        fn no_reserve() -> MapFlags {
+            MapFlags::PRIVATE
+        }
+
+        /// mprotect.
+        ///
+        /// # Safety
+        /// The range lies in a mapping of the caller's, and no reference into
+        /// it is used against the new protection.
+        pub unsafe fn protect(ptr: *mut u8, len: usize, prot: Prot) -> io::Result<()> {
+            let flags = match prot {
+                Prot::None => MprotectFlags::empty(),
+                Prot::Read => MprotectFlags::READ,
+                Prot::ReadWrite => MprotectFlags::READ | MprotectFlags::WRITE,
+            };
+            // SAFETY: as the caller guarantees.
+            unsafe { mm::mprotect(ptr.cast::<c_void>(), len, flags) }?;
+            Ok(())
+        }
+
+        /// mlock, and on Linux `MADV_DONTDUMP` + `MADV_WIPEONFORK`, as
+        /// memguard does.
+        ///
+        /// # Safety
+        /// The range is the data pages of a mapping the caller just made and
+        /// nothing else references.
+        pub unsafe fn lock_and_advise(ptr: *mut u8, len: usize) -> io::Result<()> {
+            let data = ptr.cast::<c_void>();
+            // SAFETY: the caller's mapping; locking and advising change no
+            // contents.
+            unsafe {
+                mm::mlock(data, len)?;
+                #[cfg(target_os = "linux")]
+                {
+                    mm::madvise(data, len, mm::Advice::LinuxDontDump)?;
+                    mm::madvise(data, len, mm::Advice::LinuxWipeOnFork)?;
+                }
+            }
+            Ok(())
+        }
+
+        /// munlock; an error is ignored, as the mapping goes next.
+        ///
+        /// # Safety
+        /// The range lies in a mapping of the caller's.
+        pub unsafe fn unlock(ptr: *mut u8, len: usize) {
+            // SAFETY: as the caller guarantees; unlocking changes no contents.
+            let _ = unsafe { mm::munlock(ptr.cast::<c_void>(), len) };
+        }
+
+        /// munmap.
+        ///
+        /// # Safety
+        /// Exactly a mapping from [`map`], never used afterwards.
+        pub unsafe fn unmap(ptr: *mut u8, total: usize) {
+            // SAFETY: as the caller guarantees.
+            let _ = unsafe { mm::munmap(ptr.cast::<c_void>(), total) };
+        }
+    }
+
+    #[cfg(windows)]
+    mod windows {
+        use std::ffi::c_void;
+        use std::io;
+        use std::ptr;
+
+        use windows_sys::Win32::System::Memory::{
+            VirtualAlloc, VirtualFree, VirtualLock, VirtualProtect, VirtualUnlock, MEM_COMMIT,
+            MEM_RELEASE, MEM_RESERVE, PAGE_NOACCESS, PAGE_PROTECTION_FLAGS, PAGE_READONLY,
+            PAGE_READWRITE,
+        };
+
+        use super::Prot;
+
+        fn flags(prot: Prot) -> PAGE_PROTECTION_FLAGS {
+            match prot {
+                Prot::None => PAGE_NOACCESS,
+                Prot::Read => PAGE_READONLY,
+                Prot::ReadWrite => PAGE_READWRITE,
+            }
+        }
+
+        /// VirtualAlloc of `total` committed bytes.
+        pub fn map(total: usize, prot: Prot) -> io::Result<*mut u8> {
+            // SAFETY: a null address lets the system choose; the new
+            // allocation aliases nothing.
+            let base =
+                unsafe { VirtualAlloc(ptr::null(), total, MEM_RESERVE | MEM_COMMIT, flags(prot)) };
+            if base.is_null() {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(base.cast())
+        }
+
+        /// VirtualProtect.
+        ///
+        /// # Safety
+        /// The range lies in an allocation of the caller's, and no reference
+        /// into it is used against the new protection.
+        pub unsafe fn protect(ptr: *mut u8, len: usize, prot: Prot) -> io::Result<()> {
+            let mut old = 0;
+            // SAFETY: as the caller guarantees; `old` is a valid out pointer.
+            if unsafe { VirtualProtect(ptr.cast::<c_void>(), len, flags(prot), &mut old) } == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        }
+
+        /// VirtualLock (Windows has no per-allocation dump or fork advice).
+        ///
+        /// # Safety
+        /// The range lies in an allocation of the caller's.
+        pub unsafe fn lock_and_advise(ptr: *mut u8, len: usize) -> io::Result<()> {
+            // SAFETY: as the caller guarantees; locking changes no contents.
+            if unsafe { VirtualLock(ptr.cast::<c_void>(), len) } == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        }
+
+        /// VirtualUnlock; an error is ignored, as the allocation goes next.
+        ///
+        /// # Safety
+        /// The range lies in an allocation of the caller's.
+        pub unsafe fn unlock(ptr: *mut u8, len: usize) {
+            // SAFETY: as the caller guarantees.
+            let _ = unsafe { VirtualUnlock(ptr.cast::<c_void>(), len) };
+        }
+
+        /// VirtualFree of the whole allocation.
+        ///
+        /// # Safety
+        /// Exactly an allocation from [`map`], never used afterwards.
+        pub unsafe fn unmap(ptr: *mut u8, _total: usize) {
+            // SAFETY: as the caller guarantees; MEM_RELEASE takes size 0.
+            let _ = unsafe { VirtualFree(ptr.cast::<c_void>(), 0, MEM_RELEASE) };
+        }
+    }
 }

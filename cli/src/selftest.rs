@@ -31,14 +31,8 @@ pub const CONTROL_OK: &str = "CONTROL-OK";
 /// Printed by a child that lived through an action that should have killed
 /// it.
 pub const SURVIVED: &str = "SURVIVED";
-/// Printed by the scan target once it holds the sealed secret.
-pub const READY: &str = "READY";
 /// Exit code of a child that survived the fatal action.
 pub const SURVIVED_EXIT: u8 = 3;
-/// The byte the scan target XORs its control copy with.
-pub const CONTROL_XOR: u8 = 0x5A;
-/// Length of the secret the scan target seals.
-pub const SCAN_SECRET_LEN: usize = 64;
 
 /// The self-tests a child can play.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -6,9 +6,18 @@ use std::process::ExitStatus;
 
 use serde_json::{json, Value};
 
-use crate::doctor::{hardening_failed, limit_text, Check, Kind, Outcome, FEW_BUFFERS};
+use crate::doctor::{hardening_failed, size, Check, Kind, Outcome, FEW_BUFFERS};
 use crate::doctor::{run_child, ChildRun};
 use crate::selftest::filled;
+
+/// A limit as the table shows it: `unlimited`, `0` or a size.
+pub fn limit_text(limit: Option<u64>) -> String {
+    match limit {
+        None => "unlimited".to_string(),
+        Some(0) => "0".to_string(),
+        Some(n) => size(n),
+    }
+}
 
 /// The page size.
 pub fn page_size() -> usize {

@@ -19,7 +19,14 @@ use crate::doctor::{
     self, drain, hardening_failed, last_line, run_child, selftest_command, wait_until, Check,
     ChildRun, Kind, Outcome, CHILD_TIMEOUT,
 };
-use crate::selftest::{err, mark, Test, CONTROL_XOR, READY, SCAN_SECRET_LEN};
+use crate::selftest::{err, mark, Test};
+
+/// Printed by the scan target once it holds the sealed secret.
+const READY: &str = "READY";
+/// The byte the scan target XORs its control copy with.
+const CONTROL_XOR: u8 = 0x5A;
+/// Length of the secret the scan target seals.
+const SCAN_SECRET_LEN: usize = 64;
 
 /// The OS's name in the report.
 pub const OS: &str = "Linux";
