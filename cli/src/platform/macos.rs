@@ -79,17 +79,20 @@ fn deny_attach() -> Value {
         libc::KERN_PROC_PID,
         std::process::id() as libc::c_int,
     ];
-    // SAFETY: an all-zero kinfo_proc is valid; sysctl writes at most `len`
-    // bytes into it.
-    let mut info: libc::kinfo_proc = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::kinfo_proc>();
+    // The `libc` crate has no `kinfo_proc` for macOS: read it as bytes.
+    // `kp_proc` (`struct extern_proc`, sys/proc.h) comes first, and its
+    // `int p_flag` sits after a 16-byte union and two pointers: offset 32
+    // on 64-bit macOS. The whole struct is 648 bytes there.
+    const P_FLAG_OFFSET: usize = 32;
+    let mut info = [0u64; 128];
+    let mut len = std::mem::size_of_val(&info);
     // SAFETY: a four-element MIB, an output buffer of `len` bytes, no new
     // value.
     let r = unsafe {
         libc::sysctl(
             mib.as_mut_ptr(),
             4,
-            (&mut info as *mut libc::kinfo_proc).cast(),
+            info.as_mut_ptr().cast(),
             &mut len,
             std::ptr::null_mut(),
             0,
@@ -98,7 +101,13 @@ fn deny_attach() -> Value {
     if r != 0 {
         return json!(format!("error: {}", std::io::Error::last_os_error()));
     }
-    json!(info.kp_proc.p_flag & P_LNOATTACH != 0)
+    if len < P_FLAG_OFFSET + 4 {
+        return json!(format!("error: kern.proc.pid returned {len} bytes"));
+    }
+    let bytes: Vec<u8> = info.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let mut flag = [0u8; 4];
+    flag.copy_from_slice(&bytes[P_FLAG_OFFSET..P_FLAG_OFFSET + 4]);
+    json!(i32::from_ne_bytes(flag) & P_LNOATTACH != 0)
 }
 
 /// The child side of the macOS-only self-tests.
