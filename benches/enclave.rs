@@ -212,6 +212,20 @@ mod mac;
 #[allow(dead_code, unused_imports)]
 #[path = "../src/crypto/salsa20/mod.rs"]
 mod salsa20;
+// `cargo clippy --all-targets` builds this file with cfg(test), and with it
+// the keystream's test modules, whose libsodium comparison loads the library
+// through `crate::mem::sys::testing`: here, the platform layer's stand-in
+// that loads nothing.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../src/mem/sys/nofork_testing.rs"]
+mod nofork_testing;
+#[cfg(test)]
+mod mem {
+    pub(crate) mod sys {
+        pub(crate) use crate::nofork_testing as testing;
+    }
+}
 
 const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;

@@ -1,6 +1,8 @@
-//! The cipher against libsodium itself, loaded at run time with `dlopen`
-//! (Debian's `libsodium23`, which `libsodium-dev` pulls in), so that the
-//! crate's tests build and link without it.
+//! The cipher against libsodium itself, loaded at run time through the
+//! platform layer's test helper (`dlopen` of Debian's `libsodium23`, which
+//! `libsodium-dev` pulls in), so that the crate's tests build and link
+//! without it. Where the platform layer loads no libraries (Windows, Miri)
+//! libsodium is never found.
 //!
 //! Without libsodium these tests pass with a note on stderr, unless
 //! `MEMGUARD_REQUIRE_LIBSODIUM=1` (set by `.ci/run`), when they fail.
@@ -11,11 +13,13 @@
 //!   against [`apply`] on every path, at random counters and lengths.
 
 use std::ffi::{c_int, c_uchar, c_ulonglong, c_void, CStr};
+use std::ptr::NonNull;
 use std::sync::OnceLock;
 
 use super::super::cipher::MessageCipher;
 use super::tests::Rng;
 use super::{apply, available, Salsa20Key};
+use crate::mem::sys::testing::load_library;
 
 type SecretboxEasy = unsafe extern "C" fn(
     c: *mut c_uchar,
@@ -87,19 +91,11 @@ impl Sodium {
 fn sodium() -> Option<&'static Sodium> {
     static SODIUM: OnceLock<Option<Sodium>> = OnceLock::new();
     let loaded = SODIUM.get_or_init(|| {
-        let names: [&CStr; 2] = [c"libsodium.so.23", c"libsodium.so"];
-        // SAFETY: dlopen with NUL-terminated names; libsodium's
-        // initialisers have no preconditions.
-        let lib = names
-            .iter()
-            .map(|n| unsafe { libc::dlopen(n.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) })
-            .find(|h| !h.is_null())?;
+        let lib = load_library(&[c"libsodium.so.23", c"libsodium.so"])?;
         let sym = |name: &CStr| -> *mut c_void {
-            // SAFETY: `lib` is a live handle (never closed), `name` is
-            // NUL-terminated.
-            let p = unsafe { libc::dlsym(lib, name.as_ptr()) };
-            assert!(!p.is_null(), "libsodium lacks {name:?}");
-            p
+            lib.symbol(name)
+                .map(NonNull::as_ptr)
+                .unwrap_or_else(|| panic!("libsodium lacks {name:?}"))
         };
         // SAFETY: the symbols are libsodium's functions with these C
         // signatures (the headers of libsodium 1.0.x); sodium_init takes

@@ -308,7 +308,7 @@ fn counter_words<const N: usize>(counter: u64) -> ([u32; N], [u32; N]) {
     )
 }
 
-#[cfg(all(test, unix, not(miri)))]
+#[cfg(test)]
 mod libsodium_tests;
 #[cfg(test)]
 pub(super) mod tests;
