@@ -82,70 +82,11 @@ use memguard::{Stream, DEFAULT_CHUNK_SIZE};
 
 const KEY: [u8; 32] = [0x42; 32];
 
-/// libsodium (Debian `libsodium-dev`), the baseline: linked only into the
-/// benchmarks. `crypto_secretbox_easy` writes `tag || ciphertext`.
-mod sodium {
-    use std::ffi::{c_int, c_uchar, c_ulonglong};
-
-    #[link(name = "sodium")]
-    extern "C" {
-        fn sodium_init() -> c_int;
-        fn crypto_secretbox_easy(
-            c: *mut c_uchar,
-            m: *const c_uchar,
-            mlen: c_ulonglong,
-            n: *const c_uchar,
-            k: *const c_uchar,
-        ) -> c_int;
-        fn crypto_secretbox_open_easy(
-            m: *mut c_uchar,
-            c: *const c_uchar,
-            clen: c_ulonglong,
-            n: *const c_uchar,
-            k: *const c_uchar,
-        ) -> c_int;
-    }
-
-    pub fn init() {
-        // SAFETY: no preconditions; returns 1 when already initialised.
-        assert!(unsafe { sodium_init() } >= 0, "sodium_init");
-    }
-
-    /// Seals `m` into `c` (`m.len() + 16` bytes).
-    #[inline(always)]
-    pub fn seal(c: &mut [u8], m: &[u8], nonce: &[u8; 24], key: &[u8; 32]) {
-        assert_eq!(c.len(), m.len() + 16);
-        // SAFETY: `c` has room for the message and the tag; nonce and key
-        // have the sizes libsodium reads.
-        let r = unsafe {
-            crypto_secretbox_easy(
-                c.as_mut_ptr(),
-                m.as_ptr(),
-                m.len() as c_ulonglong,
-                nonce.as_ptr(),
-                key.as_ptr(),
-            )
-        };
-        assert_eq!(r, 0);
-    }
-
-    /// Opens `c` into `m` (`c.len() - 16` bytes).
-    #[inline(always)]
-    pub fn open(m: &mut [u8], c: &[u8], nonce: &[u8; 24], key: &[u8; 32]) {
-        assert_eq!(m.len() + 16, c.len());
-        // SAFETY: as in `seal`; `m` has room for the plaintext.
-        let r = unsafe {
-            crypto_secretbox_open_easy(
-                m.as_mut_ptr(),
-                c.as_ptr(),
-                c.len() as c_ulonglong,
-                nonce.as_ptr(),
-                key.as_ptr(),
-            )
-        };
-        assert_eq!(r, 0, "crypto_secretbox_open_easy: forged");
-    }
-}
+/// libsodium, the baseline (`benches/support/sodium.rs`; this bench uses
+/// the secretbox part).
+#[allow(dead_code)]
+#[path = "support/sodium.rs"]
+mod sodium;
 
 const CHUNK: usize = DEFAULT_CHUNK_SIZE;
 const TOTAL: usize = 1 << 20;
