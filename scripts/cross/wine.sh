@@ -66,6 +66,12 @@ wine_setup() {
             "$src/bcryptprimitives.c" "$src/bcryptprimitives.def" -ladvapi32
     fi
     cmp -s "$dll" "$sys32/bcryptprimitives.dll" || cp "$dll" "$sys32/bcryptprimitives.dll"
+    # Start wine's own services (services.exe, winedevice, rpcss, ...) now,
+    # with /dev/null for their output. Otherwise the first Windows program
+    # starts them and they inherit its stdout and stderr: when that program
+    # is a doctest, whose output rustdoc reads from a pipe, rustdoc waits
+    # for the end of that pipe for as long as the services run.
+    "$WINELOADER" cmd /c exit 0 >>"$shim_dir/wineboot.log" 2>&1 </dev/null
 }
 
 wine_stop() {
