@@ -41,15 +41,21 @@
 //! Group `stream_small_reads` (`Throughput::Bytes(256 KiB)`): a 256 KiB
 //! stream of 16 KiB chunks, filled in the setup (not timed), read to the end
 //! with read buffers of 1, 16, 64, 1024, 4096, 8192 and 16384 bytes
-//! (`read_buf_<n>`), and with `io::Read::read_to_end` into a `Vec` whose
+//! through `&mut Stream` (`read_buf_<n>`: an owned stream, whose `read`
+//! takes no lock), with a 1-byte buffer through `&Stream`
+//! (`read_buf_1_shared`: as threads sharing a stream read, locking its
+//! mutex per read), and with `io::Read::read_to_end` into a `Vec` whose
 //! capacity is kept from one iteration to the next (`read_to_end`: Stream's
 //! own, which reserves the queued length and decrypts every chunk straight
 //! into the `Vec` under one lock). Target
 //! (issue 11, point 10): every buffer size within 3x of `read_to_end` per
-//! byte. Beside them, the floor of a 1-byte read, 256 Ki times:
-//! `floor_1b_lock_borrow_copy` locks a mutex, borrows a 256 KiB
-//! `LockedBuffer` (`bytes()`), copies one byte and releases both, per byte;
-//! `floor_1b_lock_copy` the same without the borrow, from ordinary memory.
+//! byte. Beside them, the floors of a 1-byte read, 256 Ki times:
+//! `floor_1b_borrow_copy` borrows a 256 KiB `LockedBuffer` (`bytes()`),
+//! copies one byte and releases the borrow, per byte (what a read through
+//! `&mut Stream` cannot do without: the borrow is what keeps a `purge` on
+//! another thread from freeing the buffer under the copy);
+//! `floor_1b_lock_borrow_copy` also locks a mutex (the `&Stream` floor);
+//! `floor_1b_lock_copy` locks and copies from ordinary memory.
 //!
 //! Target (from the issue): `stream_write_*` and `stream_read_16k_buf`
 //! (and `_64k_buf`) each at least 0.8x the throughput of `raw_seal_16k_chunks`
@@ -128,7 +134,7 @@ fn raw_seal_chunks(
 
 /// Reads `s` to the end through `buf`; returns the number of bytes read.
 #[inline(always)]
-fn read_to_end(mut s: &Stream, buf: &mut [u8]) -> usize {
+fn read_to_end(mut s: impl Read, buf: &mut [u8]) -> usize {
     let mut total = 0;
     loop {
         let n = s.read(buf).expect("read");
@@ -318,19 +324,22 @@ fn stream_small_reads<M: Measurement>(c: &mut Criterion<M>) {
     let sizes = [1usize, 16, 64, 1024, 4096, 8192, 16384];
 
     // Check once, outside the timing, that every way gives the bytes back.
-    for buf_len in sizes {
-        let s = filled_stream(&src);
+    fn read_back(mut r: impl Read, buf_len: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(SMALL_TOTAL);
         let mut buf = vec![0u8; buf_len];
-        let mut r = &s;
         loop {
             let n = r.read(&mut buf).expect("read");
             if n == 0 {
-                break;
+                return out;
             }
             out.extend_from_slice(&buf[..n]);
         }
-        assert_eq!(out, src, "read buffer {buf_len}");
+    }
+    for buf_len in sizes {
+        let mut s = filled_stream(&src);
+        assert_eq!(read_back(&mut s, buf_len), src, "read buffer {buf_len}");
+        let s = filled_stream(&src);
+        assert_eq!(read_back(&s, buf_len), src, "shared, read buffer {buf_len}");
     }
     let mut all = Vec::new();
     (&filled_stream(&src))
@@ -345,8 +354,8 @@ fn stream_small_reads<M: Measurement>(c: &mut Criterion<M>) {
             let mut buf = vec![0u8; buf_len];
             b.iter_batched(
                 || filled_stream(&src),
-                |s| {
-                    let n = read_to_end(&s, &mut buf);
+                |mut s| {
+                    let n = read_to_end(&mut s, &mut buf);
                     assert_eq!(n, SMALL_TOTAL);
                     s
                 },
@@ -354,6 +363,20 @@ fn stream_small_reads<M: Measurement>(c: &mut Criterion<M>) {
             )
         });
     }
+    // Through `&Stream`, as threads that share a stream read: each read
+    // locks the stream's mutex.
+    g.bench_function("read_buf_1_shared", |b| {
+        let mut buf = [0u8; 1];
+        b.iter_batched(
+            || filled_stream(&src),
+            |s| {
+                let n = read_to_end(&s, &mut buf);
+                assert_eq!(n, SMALL_TOTAL);
+                s
+            },
+            BatchSize::PerIteration,
+        )
+    });
     // The floor of a 1-byte read: per byte, lock a mutex, borrow a guarded
     // buffer (a `Ref`), copy the byte, release both. What `Stream::read`
     // does on top: the `Read` call, finding the front chunk, the length
@@ -371,6 +394,18 @@ fn stream_small_reads<M: Measurement>(c: &mut Criterion<M>) {
                 let bytes = opened.bytes();
                 byte.copy_from_slice(&bytes[*at..*at + 1]);
                 *at = (*at + 1) % SMALL_TOTAL;
+                black_box(&byte);
+            }
+        })
+    });
+    g.bench_function("floor_1b_borrow_copy", |b| {
+        let mut at = 0usize;
+        let mut byte = [0u8; 1];
+        b.iter(|| {
+            for _ in 0..SMALL_TOTAL {
+                let bytes = opened.bytes();
+                byte.copy_from_slice(&bytes[at..at + 1]);
+                at = (at + 1) % SMALL_TOTAL;
                 black_box(&byte);
             }
         })
