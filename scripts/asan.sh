@@ -46,16 +46,6 @@ SKIP=(
     # them off, scanning a child with ASan's shadow mappings outlasts the
     # test's 25 s child timeout.
     no_plaintext_left_behind_for_a_multi_block_secret
-    # The five ptrace-traced crash tests: since the crash handler decides by
-    # the fault address and the earlier handler (issue 11, points 7-8), the
-    # traced ASan child never reaches the stop the parent waits for ("no
-    # decisive stop within 30s"), on an idle machine too. Not yet understood;
-    # they pass natively, and the untraced crash tests run here. Open item.
-    traced_write_past_the_end_wipes_the_secret_before_dying
-    traced_write_to_a_frozen_buffer_wipes_the_secret_before_dying
-    traced_scanner_finds_a_copy_left_outside_guarded_memory
-    traced_foreign_fault_wipes_the_secret_before_dying
-    traced_stack_overflow_wipes_the_secret_before_std_aborts
     # A forked child ends with safe_exit, so LeakSanitizer runs in it and
     # counts the allocations of the parent's threads (which the child does
     # not have) as leaks ("Running thread ... was not suspended").
