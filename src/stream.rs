@@ -208,12 +208,44 @@ impl Queue {
         }
     }
 
+    /// The common case of small reads, kept short: the front chunk is
+    /// opened and holds more than `buf` wants. One borrow of the opened
+    /// buffer, one copy, the bookkeeping; `None` (nothing taken) in every
+    /// other case, including a purge that destroyed the opened buffer.
+    #[inline]
+    fn pull_from_opened_front(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let front = self.chunks.front_mut()?;
+        let Body::Opened(opened) = &front.body else {
+            return None;
+        };
+        let n = buf.len();
+        let end = front.consumed.checked_add(n)?;
+        if end >= front.len {
+            return None;
+        }
+        let bytes = opened.bytes();
+        let src = bytes.get(front.consumed..end)?;
+        if let ([dst], [byte]) = (&mut *buf, src) {
+            // Not through memcpy, for the 1-byte reads this path is for.
+            *dst = *byte;
+        } else {
+            buf.copy_from_slice(src);
+        }
+        drop(bytes);
+        front.consumed = end;
+        self.len -= n;
+        Some(n)
+    }
+
     /// Reads into `buf`: whole chunks while they fit, then part of the next.
     ///
     /// When a chunk fails, the bytes read before it are returned and the
     /// chunk stays queued, so the next call reports it; with nothing read,
     /// it and the failing chunks after it are dropped and the error returned.
     fn pull(&mut self, buf: &mut [u8]) -> Result<usize> {
+        if let Some(n) = self.pull_from_opened_front(buf) {
+            return Ok(n);
+        }
         let mut done = 0;
         while done < buf.len() {
             let Some(front) = self.chunks.front_mut() else {
