@@ -27,10 +27,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-run() {
-    printf '+ %s\n' "$*"
-    "$@"
-}
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 STRICT="-Zmiri-strict-provenance"
 

@@ -29,9 +29,10 @@
 #     still see a leak: guards against a check that passes by going blind).
 # Exit 2: setup error (build failed, no locked memory, not Linux x86_64).
 #
-# Not part of `cargo test` or .ci/run on purpose: timings are never a hard
-# assertion in ordinary tests. Runs in release mode, pinned to one CPU
-# (taskset here when available, else the tool pins itself with
+# Not part of `cargo test` on purpose: timings are never a hard assertion in
+# ordinary tests. .ci/run runs it as a step of its own ("timing: dudect-style
+# t-test ..."), judged by the medians above. Runs in release mode, pinned to
+# one CPU (taskset here when available, else the tool pins itself with
 # sched_setaffinity). Needs only a stable Rust toolchain. The tool crate,
 # tools/dudect, is its own workspace (not a member of the main one) and
 # builds into tools/dudect/target unless CARGO_TARGET_DIR is set.

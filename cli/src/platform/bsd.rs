@@ -9,7 +9,7 @@ use std::process::ExitStatus;
 use serde_json::{json, Value};
 
 use super::unix;
-use crate::doctor::{self, run_child, Check, Kind};
+use crate::doctor::{self, Check, Kind, Row, Runs};
 use crate::selftest::Test;
 
 /// The OS's name in the report.
@@ -42,19 +42,6 @@ pub const LOCK_FIX: &str = "raise RLIMIT_MEMLOCK: `ulimit -l <KiB>` in the shell
     program, or `memorylocked` in the user's login class (login.conf)";
 
 pub use unix::{ending, page_size, terminal_width};
-
-/// The names of every check, in the order they are reported.
-pub const CHECK_NAMES: &[&str] = &[
-    "page size",
-    "memlock limit",
-    "core dump limit",
-    "mapping flags",
-    "crash handler",
-    "guard pages",
-    "frozen write",
-    "wipe on fork",
-    "seal/open",
-];
 
 /// Whether a child died of SIGSEGV or SIGBUS.
 pub fn died_of_fault(status: &ExitStatus) -> bool {
@@ -92,32 +79,44 @@ pub fn selftest(test: Test) -> Option<Result<Value, String>> {
     }
 }
 
-/// Runs every row, in the order of [`CHECK_NAMES`].
-pub fn checks(run: &mut dyn FnMut(&str, &mut dyn FnMut() -> Check)) {
-    let page = page_size();
-    let core_here = rustix::process::getrlimit(rustix::process::Resource::Core);
-    let mut hardening: Result<Value, String> = Err("not run".into());
-    run("page size", &mut || doctor::page_size_check(page));
-    run("memlock limit", &mut || unix::memlock_check(page, 0, None));
-    run("core dump limit (child)", &mut || {
-        hardening = run_child("hardening", &[]).and_then(|c| c.result());
-        unix::core_limit_check(core_here, &hardening)
-    });
-    run("mapping flags", &mut || {
-        Check::ok(
-            "mapping flags",
-            Kind::System,
-            format!(
-                "each buffer's mapping gets {MAPPING_FLAGS}; `wipe on fork` below checks the \
-                 second"
-            ),
-        )
-    });
-    run("crash handler", &mut || {
-        doctor::crash_handler_check(&hardening)
-    });
-    run("guard pages (children)", &mut doctor::guard_pages_check);
-    run("frozen write (child)", &mut doctor::frozen_write_check);
-    run("wipe on fork (child)", &mut unix::wipe_on_fork_check);
-    run("seal/open (child)", &mut doctor::seal_open_check);
+/// What the rows read once, before any row runs.
+pub struct Shared {
+    /// `RLIMIT_CORE`, read before anything could lower it (the doctor
+    /// itself never allocates a guarded buffer, so it is never hardened).
+    pub core_here: rustix::process::Rlimit,
 }
+
+/// Reads what the rows share.
+pub fn shared() -> Shared {
+    Shared {
+        core_here: rustix::process::getrlimit(rustix::process::Resource::Core),
+    }
+}
+
+/// The doctor's rows on FreeBSD and OpenBSD, in the order they are
+/// reported.
+pub const CHECKS: &[Row] = &[
+    doctor::PAGE_SIZE,
+    unix::MEMLOCK_LIMIT,
+    unix::CORE_DUMP_LIMIT,
+    Row {
+        name: "mapping flags",
+        kind: Kind::System,
+        runs: Runs::Here,
+        check: |_| {
+            Check::ok(
+                "mapping flags",
+                Kind::System,
+                format!(
+                    "each buffer's mapping gets {MAPPING_FLAGS}; `wipe on fork` below checks the \
+                     second"
+                ),
+            )
+        },
+    },
+    doctor::CRASH_HANDLER,
+    doctor::GUARD_PAGES,
+    doctor::FROZEN_WRITE,
+    unix::WIPE_ON_FORK,
+    doctor::SEAL_OPEN,
+];

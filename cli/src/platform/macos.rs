@@ -7,7 +7,7 @@ use std::process::ExitStatus;
 use serde_json::{json, Value};
 
 use super::unix;
-use crate::doctor::{self, hardening_failed, run_child, Check, Kind, Outcome};
+use crate::doctor::{self, hardening_failed, Check, Kind, Outcome, Row, Runs};
 use crate::selftest::Test;
 
 /// The OS's name in the report.
@@ -27,19 +27,6 @@ pub const LOCK_FIX: &str = "raise RLIMIT_MEMLOCK: `ulimit -l <KiB>` in the shell
     program, or HardResourceLimits/SoftResourceLimits in its launchd plist";
 
 pub use unix::{ending, page_size, terminal_width};
-
-/// The names of every check, in the order they are reported.
-pub const CHECK_NAMES: &[&str] = &[
-    "page size",
-    "memlock limit",
-    "core dump limit",
-    "debugger attach",
-    "crash handler",
-    "guard pages",
-    "frozen write",
-    "wipe on fork",
-    "seal/open",
-];
 
 /// Whether a child died of SIGSEGV or SIGBUS (macOS raises either).
 pub fn died_of_fault(status: &ExitStatus) -> bool {
@@ -118,26 +105,37 @@ pub fn selftest(test: Test) -> Option<Result<Value, String>> {
     }
 }
 
-/// Runs every row, in the order of [`CHECK_NAMES`].
-pub fn checks(run: &mut dyn FnMut(&str, &mut dyn FnMut() -> Check)) {
-    let page = page_size();
-    let core_here = rustix::process::getrlimit(rustix::process::Resource::Core);
-    let mut hardening: Result<Value, String> = Err("not run".into());
-    run("page size", &mut || doctor::page_size_check(page));
-    run("memlock limit", &mut || unix::memlock_check(page, 0, None));
-    run("core dump limit (child)", &mut || {
-        hardening = run_child("hardening", &[]).and_then(|c| c.result());
-        unix::core_limit_check(core_here, &hardening)
-    });
-    run("debugger attach", &mut || deny_attach_check(&hardening));
-    run("crash handler", &mut || {
-        doctor::crash_handler_check(&hardening)
-    });
-    run("guard pages (children)", &mut doctor::guard_pages_check);
-    run("frozen write (child)", &mut doctor::frozen_write_check);
-    run("wipe on fork (child)", &mut unix::wipe_on_fork_check);
-    run("seal/open (child)", &mut doctor::seal_open_check);
+/// What the rows read once, before any row runs.
+pub struct Shared {
+    /// `RLIMIT_CORE`, read before anything could lower it (the doctor
+    /// itself never allocates a guarded buffer, so it is never hardened).
+    pub core_here: rustix::process::Rlimit,
 }
+
+/// Reads what the rows share.
+pub fn shared() -> Shared {
+    Shared {
+        core_here: rustix::process::getrlimit(rustix::process::Resource::Core),
+    }
+}
+
+/// The doctor's rows on macOS, in the order they are reported.
+pub const CHECKS: &[Row] = &[
+    doctor::PAGE_SIZE,
+    unix::MEMLOCK_LIMIT,
+    unix::CORE_DUMP_LIMIT,
+    Row {
+        name: "debugger attach",
+        kind: Kind::System,
+        runs: Runs::Here,
+        check: |cx| deny_attach_check(cx.hardening()),
+    },
+    doctor::CRASH_HANDLER,
+    doctor::GUARD_PAGES,
+    doctor::FROZEN_WRITE,
+    unix::WIPE_ON_FORK,
+    doctor::SEAL_OPEN,
+];
 
 /// The `debugger attach` check: P_LNOATTACH in a child after its first
 /// allocation.

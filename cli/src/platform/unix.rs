@@ -6,8 +6,8 @@ use std::process::ExitStatus;
 
 use serde_json::{json, Value};
 
-use crate::doctor::{hardening_failed, size, Check, Kind, Outcome, FEW_BUFFERS};
-use crate::doctor::{run_child, ChildRun};
+use crate::child::{run_child, ChildRun};
+use crate::doctor::{hardening_failed, size, Check, Kind, Outcome, Row, Runs, FEW_BUFFERS};
 use crate::selftest::filled;
 
 /// A limit as the table shows it: `unlimited`, `0` or a size.
@@ -124,7 +124,7 @@ fn json_limits(v: &Value) -> (Option<u64>, Option<u64>) {
 }
 
 /// The `core dump limit` check: `RLIMIT_CORE` here and in a hardened child.
-pub fn core_limit_check(here: rustix::process::Rlimit, hardening: &Result<Value, String>) -> Check {
+fn core_limit_check(here: rustix::process::Rlimit, hardening: &Result<Value, String>) -> Check {
     let name = "core dump limit";
     let here_text = format!(
         "RLIMIT_CORE here: soft {}, hard {}",
@@ -155,8 +155,39 @@ pub fn core_limit_check(here: rustix::process::Rlimit, hardening: &Result<Value,
     }
 }
 
+/// Row `core dump limit` (every Unix): the first row that needs the
+/// hardening child, so it runs it. Reads `core_here`, this process's
+/// `RLIMIT_CORE`, from the OS's `Shared`.
+pub const CORE_DUMP_LIMIT: Row = Row {
+    name: "core dump limit",
+    kind: Kind::System,
+    runs: Runs::Child,
+    check: |cx| {
+        let here = cx.os.core_here;
+        core_limit_check(here, cx.hardening())
+    },
+};
+
+/// Row `memlock limit` where nothing exempts a process from
+/// `RLIMIT_MEMLOCK` and nothing is locked yet (macOS, the BSDs).
+#[cfg(not(target_os = "linux"))]
+pub const MEMLOCK_LIMIT: Row = Row {
+    name: "memlock limit",
+    kind: Kind::System,
+    runs: Runs::Here,
+    check: |cx| memlock_check(cx.page, 0, None),
+};
+
+/// Row `wipe on fork` (every Unix).
+pub const WIPE_ON_FORK: Row = Row {
+    name: "wipe on fork",
+    kind: Kind::SelfTest,
+    runs: Runs::Child,
+    check: |_| wipe_on_fork_check(),
+};
+
 /// The `wipe on fork` check: what a forked grandchild sees of a buffer.
-pub fn wipe_on_fork_check() -> Check {
+fn wipe_on_fork_check() -> Check {
     let name = "wipe on fork";
     let v = match run_child("wipe-on-fork", &[]).and_then(ChildRun::result) {
         Ok(v) => v,
