@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Timing side-channel check: a dudect-style Welch t-test of memguard's
-# constant-time compare (LockedBuffer::equal_to) and copy (LockedBuffer::copy).
+# constant-time compare (LockedBuffer::equal_to) and of its copy
+# (LockedBuffer::copy, a plain memcpy: watched here, not promised; see
+# src/crypto/ct.rs).
 #
 #     scripts/timing.sh [--samples N] [--reps R] [--seed S] [--no-pin]
 #

@@ -472,6 +472,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_table_names_each_row_once_and_labels_say_what_runs() {
+        let names: Vec<&str> = platform::CHECKS.iter().map(|r| r.name).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "a row twice: {names:?}");
+        for row in platform::CHECKS {
+            let label = row.label();
+            assert!(label.starts_with(row.name), "{label}");
+            assert_eq!(
+                label.ends_with("(child)"),
+                row.runs == Runs::Child,
+                "{label}"
+            );
+            assert_eq!(
+                label.ends_with("(children)"),
+                row.runs == Runs::Children,
+                "{label}"
+            );
+        }
+        // Self-tests come after every system check (the table prints one
+        // heading between them).
+        let first_self_test = platform::CHECKS
+            .iter()
+            .position(|r| r.kind == Kind::SelfTest)
+            .expect("self-tests");
+        assert!(platform::CHECKS[first_self_test..]
+            .iter()
+            .all(|r| r.kind == Kind::SelfTest));
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(size(8 << 20), "8 MiB");
         assert_eq!(size(1000), "1000 bytes");

@@ -1,5 +1,7 @@
-//! Linux: the rows as they have always been (procfs and sysfs settings,
-//! capabilities, smaps, wipe on fork, a scan of a child's memory).
+//! Linux: its table of rows, [`CHECKS`] (procfs and sysfs settings,
+//! capabilities, smaps, wipe on fork, a scan of a child's memory), and the
+//! child side of its own self-tests. Swap classification is in `swap`; the
+//! smaps reader and the memory scanner are the workspace's testkit's.
 
 mod swap;
 
