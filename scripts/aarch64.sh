@@ -72,7 +72,7 @@ SKIP=(
     terminal::tests::prompt_turns_echo_off_and_back_on
 )
 
-# shellcheck source=scripts/lib.sh
+# shellcheck source=lib.sh
 . scripts/lib.sh
 
 for tool in qemu-aarch64 aarch64-linux-gnu-gcc; do

@@ -23,7 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# shellcheck source=scripts/lib.sh
+# shellcheck source=lib.sh
 . scripts/lib.sh
 setenv() {
     printf '+ export %s=%q\n' "$1" "$2"

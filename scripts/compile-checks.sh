@@ -36,7 +36,7 @@ if [ ${#targets[@]} -eq 0 ]; then
     targets=("${CLIPPY_TARGETS[@]}" "${BUILD_STD_TARGETS[@]}")
 fi
 
-# shellcheck source=scripts/lib.sh
+# shellcheck source=lib.sh
 . scripts/lib.sh
 
 failed=()

@@ -27,7 +27,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# shellcheck source=scripts/lib.sh
+# shellcheck source=lib.sh
 . scripts/lib.sh
 
 STRICT="-Zmiri-strict-provenance"

@@ -38,7 +38,7 @@ unset MEMGUARD_REQUIRE_LIBSODIUM
 wine_setup
 trap wine_stop EXIT
 
-# shellcheck source=scripts/lib.sh
+# shellcheck source=lib.sh
 . scripts/lib.sh
 
 skip_args=()

@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 started=$SECONDS
-# shellcheck source=scripts/lib.sh
+# shellcheck source=../lib.sh
 . scripts/lib.sh
 
 PACKAGES=(

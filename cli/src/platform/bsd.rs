@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 
 use super::unix;
 use crate::doctor::{self, Check, Kind, Row, Runs};
-use crate::selftest::Test;
 
 /// The OS's name in the report.
 #[cfg(target_os = "freebsd")]
@@ -41,7 +40,7 @@ pub const LOCK_LIMIT: &str = "RLIMIT_MEMLOCK";
 pub const LOCK_FIX: &str = "raise RLIMIT_MEMLOCK: `ulimit -l <KiB>` in the shell that starts the \
     program, or `memorylocked` in the user's login class (login.conf)";
 
-pub use unix::{ending, page_size, terminal_width};
+pub use unix::{ending, page_size, selftest, shared, terminal_width, Shared};
 
 /// Whether a child died of SIGSEGV or SIGBUS.
 pub fn died_of_fault(status: &ExitStatus) -> bool {
@@ -55,42 +54,12 @@ pub fn lock_shortfall(bytes: u64) -> Option<String> {
 
 /// The report's `system` object.
 pub fn system_info() -> Value {
-    let uname = rustix::system::uname();
-    let uid = rustix::process::getuid().as_raw();
-    json!({
-        "os": OS,
-        "kernel": uname.release().to_string_lossy(),
-        "machine": uname.machine().to_string_lossy(),
-        "user": format!("uid {uid}"),
-        "uid": uid,
-    })
+    unix::system_info_of(OS)
 }
 
 /// The hardening self-test's view of the process: RLIMIT_CORE.
 pub fn process_state() -> Value {
     json!({ "core": unix::core_limit() })
-}
-
-/// The child side of the BSD-only self-tests.
-pub fn selftest(test: Test) -> Option<Result<Value, String>> {
-    match test {
-        Test::WipeOnFork => Some(unix::wipe_on_fork()),
-        _ => None,
-    }
-}
-
-/// What the rows read once, before any row runs.
-pub struct Shared {
-    /// `RLIMIT_CORE`, read before anything could lower it (the doctor
-    /// itself never allocates a guarded buffer, so it is never hardened).
-    pub core_here: rustix::process::Rlimit,
-}
-
-/// Reads what the rows share.
-pub fn shared() -> Shared {
-    Shared {
-        core_here: rustix::process::getrlimit(rustix::process::Resource::Core),
-    }
 }
 
 /// The doctor's rows on FreeBSD and OpenBSD, in the order they are

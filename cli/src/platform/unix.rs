@@ -155,6 +155,47 @@ fn core_limit_check(here: rustix::process::Rlimit, hardening: &Result<Value, Str
     }
 }
 
+/// The report's `system` object as every Unix starts it: the OS's name
+/// `os`, the kernel release, the machine and the user.
+pub fn system_info_of(os: &str) -> Value {
+    let uname = rustix::system::uname();
+    let uid = rustix::process::getuid().as_raw();
+    json!({
+        "os": os,
+        "kernel": uname.release().to_string_lossy(),
+        "machine": uname.machine().to_string_lossy(),
+        "user": format!("uid {uid}"),
+        "uid": uid,
+    })
+}
+
+/// What the rows read once, before any row runs, on a Unix with no rows of
+/// its own that need more (macOS, the BSDs; Linux has its own).
+#[cfg(not(target_os = "linux"))]
+pub struct Shared {
+    /// `RLIMIT_CORE`, read before anything could lower it (the doctor
+    /// itself never allocates a guarded buffer, so it is never hardened).
+    pub core_here: rustix::process::Rlimit,
+}
+
+/// Reads what the rows share.
+#[cfg(not(target_os = "linux"))]
+pub fn shared() -> Shared {
+    Shared {
+        core_here: rustix::process::getrlimit(rustix::process::Resource::Core),
+    }
+}
+
+/// The child side of the self-tests of a Unix whose only one of its own is
+/// `wipe on fork` (macOS, the BSDs).
+#[cfg(not(target_os = "linux"))]
+pub fn selftest(test: crate::selftest::Test) -> Option<Result<Value, String>> {
+    match test {
+        crate::selftest::Test::WipeOnFork => Some(wipe_on_fork()),
+        _ => None,
+    }
+}
+
 /// Row `core dump limit` (every Unix): the first row that needs the
 /// hardening child, so it runs it. Reads `core_here`, this process's
 /// `RLIMIT_CORE`, from the OS's `Shared`.

@@ -65,17 +65,10 @@ pub fn lock_shortfall(bytes: u64) -> Option<String> {
 /// The report's `system` object.
 pub fn system_info() -> Value {
     let caps = effective_caps();
-    let uname = rustix::system::uname();
-    let uid = rustix::process::getuid().as_raw();
-    json!({
-        "os": OS,
-        "kernel": uname.release().to_string_lossy(),
-        "machine": uname.machine().to_string_lossy(),
-        "user": format!("uid {uid}"),
-        "uid": uid,
-        "cap_ipc_lock": caps.ipc_lock,
-        "cap_sys_ptrace": caps.sys_ptrace,
-    })
+    let mut info = unix::system_info_of(OS);
+    info["cap_ipc_lock"] = json!(caps.ipc_lock);
+    info["cap_sys_ptrace"] = json!(caps.sys_ptrace);
+    info
 }
 
 /// What the Linux rows read once, before any row runs.
