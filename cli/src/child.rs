@@ -78,7 +78,9 @@ fn timed_out() -> String {
     )
 }
 
-/// Waits for `child` until `deadline`; kills it after that.
+/// Waits for `child` until `deadline`; kills it after that. (For a child
+/// the caller talks to while it runs: the Linux scan target.)
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub fn wait_until(child: &mut Child, deadline: Instant) -> Result<ExitStatus, String> {
     match runner::wait_until(child, deadline) {
         Ok(Some(status)) => Ok(status),

@@ -159,7 +159,9 @@ impl Row {
 pub struct Context {
     /// This machine's page size.
     pub page: usize,
-    /// What this OS's rows read once, before any row runs.
+    /// What this OS's rows read once, before any row runs (nothing on
+    /// Windows).
+    #[cfg_attr(windows, allow(dead_code))]
     pub os: platform::Shared,
     /// The hardening self-test's report, once a row has asked for it.
     hardening: Option<Result<Value, String>>,
