@@ -2,8 +2,6 @@
 //! PT_DENY_ATTACH (the debugger-attach block of the process hardening); the
 //! self-tests every Unix has. Compile-checked only in CI.
 
-use std::process::ExitStatus;
-
 use serde_json::{json, Value};
 
 use super::unix;
@@ -25,17 +23,9 @@ pub const LOCK_LIMIT: &str = "RLIMIT_MEMLOCK";
 pub const LOCK_FIX: &str = "raise RLIMIT_MEMLOCK: `ulimit -l <KiB>` in the shell that starts the \
     program, or HardResourceLimits/SoftResourceLimits in its launchd plist";
 
-pub use unix::{ending, page_size, selftest, shared, terminal_width, Shared};
-
-/// Whether a child died of SIGSEGV or SIGBUS (macOS raises either).
-pub fn died_of_fault(status: &ExitStatus) -> bool {
-    unix::died_of(status, &[libc::SIGSEGV, libc::SIGBUS])
-}
-
-/// Why `bytes` of locked memory would not fit, if they would not.
-pub fn lock_shortfall(bytes: u64) -> Option<String> {
-    unix::memlock_shortfall(bytes, false)
-}
+pub use unix::{
+    died_of_fault, ending, lock_shortfall, page_size, selftest, shared, terminal_width, Shared,
+};
 
 /// The report's `system` object.
 pub fn system_info() -> Value {

@@ -155,6 +155,20 @@ fn core_limit_check(here: rustix::process::Rlimit, hardening: &Result<Value, Str
     }
 }
 
+/// Whether a child died of SIGSEGV or SIGBUS (macOS and the BSDs raise
+/// either for a guard page).
+#[cfg(not(target_os = "linux"))]
+pub fn died_of_fault(status: &ExitStatus) -> bool {
+    died_of(status, &[libc::SIGSEGV, libc::SIGBUS])
+}
+
+/// Why `bytes` of locked memory would not fit, if they would not, where no
+/// privilege lifts `RLIMIT_MEMLOCK` (macOS, the BSDs).
+#[cfg(not(target_os = "linux"))]
+pub fn lock_shortfall(bytes: u64) -> Option<String> {
+    memlock_shortfall(bytes, false)
+}
+
 /// The report's `system` object as every Unix starts it: the OS's name
 /// `os`, the kernel release, the machine and the user.
 pub fn system_info_of(os: &str) -> Value {
