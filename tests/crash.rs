@@ -38,7 +38,7 @@ use support::{assert_killed_by, mark, role, run, survived, Role, CHILD_TIMEOUT, 
 
 use std::collections::BTreeSet;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -267,12 +267,8 @@ struct Traced {
 impl Traced {
     /// Spawns `scenario` of `test` as a tracee (stopped after exec).
     fn spawn(test: &str, scenario: &str, seed: u64) -> Traced {
-        let exe = std::env::current_exe().expect("current test binary");
-        let mut cmd = Command::new(exe);
-        cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
-            .env(support::CHILD_ENV, format!("{test}/{scenario}"))
-            .env(SEED_ENV, seed.to_string())
-            .env("RUST_BACKTRACE", "0")
+        let mut cmd = support::child_command(test, &format!("{test}/{scenario}"));
+        cmd.env(SEED_ENV, seed.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
