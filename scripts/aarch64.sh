@@ -72,10 +72,8 @@ SKIP=(
     terminal::tests::prompt_turns_echo_off_and_back_on
 )
 
-run() {
-    printf '+ %s\n' "$*"
-    "$@"
-}
+# shellcheck source=lib.sh
+. scripts/lib.sh
 
 for tool in qemu-aarch64 aarch64-linux-gnu-gcc; do
     command -v "$tool" >/dev/null || {

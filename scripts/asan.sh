@@ -23,10 +23,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-run() {
-    printf '+ %s\n' "$*"
-    "$@"
-}
+# shellcheck source=lib.sh
+. scripts/lib.sh
 setenv() {
     printf '+ export %s=%q\n' "$1" "$2"
     export "$1=$2"

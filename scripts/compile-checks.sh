@@ -36,10 +36,8 @@ if [ ${#targets[@]} -eq 0 ]; then
     targets=("${CLIPPY_TARGETS[@]}" "${BUILD_STD_TARGETS[@]}")
 fi
 
-run() {
-    printf '+ %s\n' "$*"
-    "$@"
-}
+# shellcheck source=lib.sh
+. scripts/lib.sh
 
 failed=()
 summary=()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The pure logic under Miri (nightly Rust), with the system calls behind the
-# cfg(miri) backend in src/mem/miri.rs: pages from the global allocator,
+# cfg(miri) backend in src/mem/sys/miri.rs: pages from the global allocator,
 # protection/locking/advice no-ops, no process hardening, no crash handler.
 #
 #   scripts/miri.sh
@@ -27,10 +27,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-run() {
-    printf '+ %s\n' "$*"
-    "$@"
-}
+# shellcheck source=lib.sh
+. scripts/lib.sh
 
 STRICT="-Zmiri-strict-provenance"
 

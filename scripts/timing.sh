@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Timing side-channel check: a dudect-style Welch t-test of memguard's
-# constant-time compare (LockedBuffer::equal_to) and copy (LockedBuffer::copy).
+# constant-time compare (LockedBuffer::equal_to) and of its copy
+# (LockedBuffer::copy, a plain memcpy: watched here, not promised; see
+# src/crypto/ct.rs).
 #
 #     scripts/timing.sh [--samples N] [--reps R] [--seed S] [--no-pin]
 #
@@ -29,9 +31,10 @@
 #     still see a leak: guards against a check that passes by going blind).
 # Exit 2: setup error (build failed, no locked memory, not Linux x86_64).
 #
-# Not part of `cargo test` or .ci/run on purpose: timings are never a hard
-# assertion in ordinary tests. Runs in release mode, pinned to one CPU
-# (taskset here when available, else the tool pins itself with
+# Not part of `cargo test` on purpose: timings are never a hard assertion in
+# ordinary tests. .ci/run runs it as a step of its own ("timing: dudect-style
+# t-test ..."), judged by the medians above. Runs in release mode, pinned to
+# one CPU (taskset here when available, else the tool pins itself with
 # sched_setaffinity). Needs only a stable Rust toolchain. The tool crate,
 # tools/dudect, is its own workspace (not a member of the main one) and
 # builds into tools/dudect/target unless CARGO_TARGET_DIR is set.

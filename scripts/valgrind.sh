@@ -21,10 +21,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-run() {
-    printf '+ %s\n' "$*"
-    "$@"
-}
+# shellcheck source=lib.sh
+. scripts/lib.sh
 
 # The test binaries run, and the tests skipped in each, with why. Left out
 # entirely, as every test in them runs the crate in a child process (that

@@ -38,10 +38,8 @@ unset MEMGUARD_REQUIRE_LIBSODIUM
 wine_setup
 trap wine_stop EXIT
 
-run() {
-    printf '+ %s\n' "$*"
-    "$@"
-}
+# shellcheck source=lib.sh
+. scripts/lib.sh
 
 skip_args=()
 for t in "${SKIP[@]}"; do

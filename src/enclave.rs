@@ -148,6 +148,9 @@ impl Enclave {
     }
 
     /// Mutable access to the sealed form, for tests that tamper with it.
+    /// Not part of the API: only in the crate's own unit tests and with the
+    /// `test-hooks` feature (tests/, fuzz/, the doctor's self-test).
+    #[cfg(any(test, feature = "test-hooks"))]
     #[doc(hidden)]
     pub fn sealed_bytes_mut(&mut self) -> &mut [u8] {
         &mut self.sealed

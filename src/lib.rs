@@ -79,6 +79,9 @@
 //! README has the table of protections by system and how each is tested.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
+// Every `unsafe` block (allowed only in the platform layer, the crash handler
+// and the vectorised cipher) says why it holds, in a `// SAFETY:` comment.
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(rust_2018_idioms)]
 
 mod buffer;

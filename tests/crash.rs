@@ -1,6 +1,8 @@
 // Only on Linux: ptrace, /proc/<pid>/mem, Linux signal details.
 #![cfg(target_os = "linux")]
 
+#[path = "support/scan.rs"]
+mod scan;
 mod support;
 
 use support::{assert_killed_by, mark, role, run, survived, Role, CHILD_TIMEOUT, SURVIVED};
@@ -35,10 +37,8 @@ use support::{assert_killed_by, mark, role, run, survived, Role, CHILD_TIMEOUT, 
 // for anything else), or recover from faults of their own.
 
 use std::collections::BTreeSet;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -266,12 +266,8 @@ struct Traced {
 impl Traced {
     /// Spawns `scenario` of `test` as a tracee (stopped after exec).
     fn spawn(test: &str, scenario: &str, seed: u64) -> Traced {
-        let exe = std::env::current_exe().expect("current test binary");
-        let mut cmd = Command::new(exe);
-        cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
-            .env(support::CHILD_ENV, format!("{test}/{scenario}"))
-            .env(SEED_ENV, seed.to_string())
-            .env("RUST_BACKTRACE", "0")
+        let mut cmd = support::child_command(test, &format!("{test}/{scenario}"));
+        cmd.env(SEED_ENV, seed.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -505,113 +501,50 @@ impl Drop for Traced {
 // The memory scanner
 // ---------------------------------------------------------------------------
 
-/// What one scan of the child's memory found.
-#[derive(Default)]
-struct Scan {
-    mappings: usize,
-    bytes: usize,
-    unreadable_pages: usize,
-    /// For each 16-byte window of the secret, whether it was seen.
-    windows_seen: Vec<bool>,
-    /// Addresses where the whole secret was seen.
-    whole: Vec<usize>,
-    /// Window hits per mapping.
-    hits: std::collections::BTreeMap<String, usize>,
-    hit_count: usize,
-}
+/// One scan of the child's memory for the secret (the workspace's scanner,
+/// `memguard-testkit`'s `scan`), of the mappings that can hold data written
+/// at run time: anonymous, stack, heap, and writable file mappings; the
+/// read-only parts of files and the kernel's [vvar]/[vdso]/[vsyscall] are
+/// skipped.
+struct Scan(scan::Scan);
 
 impl Scan {
+    /// What was found of the secret.
+    fn found(&self) -> &scan::Found {
+        &self.0.found[0]
+    }
+
     fn windows_found(&self) -> usize {
-        self.windows_seen.iter().filter(|&&s| s).count()
+        self.found().windows_found()
+    }
+
+    fn windows(&self) -> usize {
+        self.found().windows_seen.len()
+    }
+
+    fn whole(&self) -> &[usize] {
+        &self.found().whole
+    }
+
+    fn hit_count(&self) -> usize {
+        self.found().hits.len()
     }
 
     fn summary(&self) -> String {
-        let mut s = format!(
-            "{} mappings, {} bytes scanned, {} unreadable pages; {} of {} windows seen, {} hits, \
-             whole secret at {:x?}",
-            self.mappings,
-            self.bytes,
-            self.unreadable_pages,
-            self.windows_found(),
-            self.windows_seen.len(),
-            self.hit_count,
-            self.whole
-        );
-        for (map, n) in &self.hits {
-            s.push_str(&format!("\n  {n} window hits in {map}"));
-        }
-        s
+        self.0.summary()
     }
 }
 
-/// Reads the readable mappings of `pid` that can hold data written at run
-/// time (anonymous, stack, heap, and writable file mappings; the read-only
-/// parts of files and the kernel's [vvar]/[vdso]/[vsyscall] are skipped)
-/// and looks for every 16-byte window of `secret`.
+/// Scans the data mappings of `pid` for every 16-byte window of `secret`.
 fn scan(pid: libc::pid_t, secret: &[u8]) -> Scan {
-    let windows: Vec<&[u8]> = secret.windows(WINDOW).collect();
-    let mut prefix = vec![false; 1 << 16];
-    for w in &windows {
-        prefix[usize::from(w[0]) << 8 | usize::from(w[1])] = true;
-    }
-    let mut found = Scan {
-        windows_seen: vec![false; windows.len()],
-        ..Scan::default()
-    };
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("read the maps");
-    let mem = File::open(format!("/proc/{pid}/mem")).expect("open the child's memory");
-    let page = 4096;
-    for line in maps.lines() {
-        let mut fields = line.split_whitespace();
-        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
-            continue;
-        };
-        let path = fields.nth(3).unwrap_or("");
-        let (start, end) = range.split_once('-').expect("a range");
-        let start = usize::from_str_radix(start, 16).expect("hex start");
-        let end = usize::from_str_radix(end, 16).expect("hex end");
-        let (readable, writable) = (perms.starts_with('r'), perms.as_bytes()[1] == b'w');
-        let kernel = matches!(path, "[vvar]" | "[vvar_vclock]" | "[vdso]" | "[vsyscall]");
-        let file_text = path.starts_with('/') && !writable;
-        if !readable || kernel || file_text || end - start > 1 << 30 {
-            continue;
-        }
-        let mut buf = vec![0u8; end - start];
-        if mem.read_exact_at(&mut buf, start as u64).is_err() {
-            // Page by page; what cannot be read stays zero.
-            buf.fill(0);
-            for (i, chunk) in buf.chunks_mut(page).enumerate() {
-                if mem.read_exact_at(chunk, (start + i * page) as u64).is_err() {
-                    chunk.fill(0);
-                    found.unreadable_pages += 1;
-                }
-            }
-        }
-        found.mappings += 1;
-        found.bytes += buf.len();
-        if buf.len() < WINDOW {
-            continue;
-        }
-        for i in 0..=buf.len() - WINDOW {
-            if !prefix[usize::from(buf[i]) << 8 | usize::from(buf[i + 1])] {
-                continue;
-            }
-            for (w, window) in windows.iter().enumerate() {
-                if &buf[i..i + WINDOW] == *window {
-                    found.windows_seen[w] = true;
-                    found.hit_count += 1;
-                    *found
-                        .hits
-                        .entry(format!("{range} {perms} {path}"))
-                        .or_default() += 1;
-                    if w == 0 && buf.get(i..i + secret.len()) == Some(secret) {
-                        found.whole.push(start + i);
-                    }
-                }
-            }
-        }
-    }
-    found
+    let needles = [scan::Needle {
+        name: "secret",
+        bytes: secret,
+    }];
+    Scan(
+        scan::scan_mappings(pid, &needles, scan::Mappings::Data)
+            .unwrap_or_else(|e| panic!("scan the child's memory: {e}")),
+    )
 }
 
 /// The whole traced run (see the comment at the top of the file): returns
@@ -673,7 +606,7 @@ fn traced_run(test: &str, scenario: &str, ending: i32) -> (Scan, Scan, String) {
          fault: {}",
         before.summary()
     );
-    if before.windows_found() != before.windows_seen.len() || before.whole.len() < 2 {
+    if before.windows_found() != before.windows() || before.whole().len() < 2 {
         child.fail(&format!(
             "positive control failed: before the handler ran the whole secret should be in \
              the child at least twice (the LockedBuffer and the opened Enclave)\n{}",
@@ -698,7 +631,7 @@ fn traced_run(test: &str, scenario: &str, ending: i32) -> (Scan, Scan, String) {
         "{test} [{scenario}]: scan at signal {ending}: {}",
         after.summary()
     );
-    if after.bytes < before.bytes / 2 {
+    if after.0.bytes < before.0.bytes / 2 {
         child.fail("the second scan read much less memory than the first");
     }
 
@@ -729,7 +662,7 @@ fn traced_run(test: &str, scenario: &str, ending: i32) -> (Scan, Scan, String) {
 /// Asserts that no 16-byte piece of the secret was left.
 fn assert_wiped(after: &Scan) {
     assert_eq!(
-        after.hit_count,
+        after.hit_count(),
         0,
         "the secret survived the crash handler\n{}",
         after.summary()
@@ -770,24 +703,24 @@ fn traced_scanner_finds_a_copy_left_outside_guarded_memory() {
     match role(TEST) {
         Role::Parent => {
             let (before, after) = traced_crash(TEST, "leak");
-            assert!(before.whole.len() >= 3, "{}", before.summary());
+            assert!(before.whole().len() >= 3, "{}", before.summary());
             assert_eq!(
-                after.whole.len(),
+                after.whole().len(),
                 1,
                 "exactly the leaked heap copy should be left\n{}",
                 after.summary()
             );
             assert_eq!(
-                after.hit_count,
+                after.hit_count(),
                 SECRET_LEN - WINDOW + 1,
                 "{}",
                 after.summary()
             );
             assert!(
                 before
-                    .whole
+                    .whole()
                     .iter()
-                    .filter(|a| !after.whole.contains(a))
+                    .filter(|a| !after.whole().contains(a))
                     .count()
                     >= 2,
                 "the guarded copies should be gone\nbefore: {}\nafter: {}",

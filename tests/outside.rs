@@ -174,22 +174,13 @@ struct Spawned {
 impl Spawned {
     /// The command that re-runs this binary for `scenario` of `test`.
     fn command(test: &str, scenario: &str, env: &[(&str, String)]) -> Command {
-        let exe = std::env::current_exe().expect("current test binary");
-        let mut cmd = Command::new(exe);
+        let mut cmd = support::child_command(test, &format!("{test}/{scenario}"));
         // --include-ignored: the child must run its test even when the
         // test is #[ignore]d (and run by hand with --ignored).
-        cmd.args([
-            test,
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "--include-ignored",
-        ])
-        .env(support::CHILD_ENV, format!("{test}/{scenario}"))
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        cmd.arg("--include-ignored")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::procfs::locked_bytes;
+use support::procfs::{self, locked_bytes, Mapping};
 use support::{assert_killed_by, mark, role, run, survived, Role, SURVIVED};
 
 // Security properties of `LockedBuffer`, each checked from outside the
@@ -423,104 +423,25 @@ fn corrupted_canary_aborts_with_report() {
 // 6. /proc/self/smaps: locked, not dumped, wiped on fork, between guard pages
 // ---------------------------------------------------------------------------
 
-/// One entry of `/proc/self/smaps`.
-#[derive(Debug)]
-struct Mapping {
-    start: usize,
-    end: usize,
-    perms: String,
-    name: String,
-    fields: Vec<(String, String)>,
-    vm_flags: Option<Vec<String>>,
+/// A `Key: N kB` field of an smaps entry, in bytes.
+fn bytes(m: &Mapping, key: &str) -> usize {
+    m.field_bytes(key)
+        .unwrap_or_else(|| panic!("no {key} field of the form `N kB` in {m:?}")) as usize
 }
 
-impl Mapping {
-    fn len(&self) -> usize {
-        self.end - self.start
-    }
-
-    /// A `Key: N kB` field, in bytes.
-    fn bytes(&self, key: &str) -> usize {
-        let value = self
-            .fields
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_else(|| panic!("no {key} field in {self:?}"));
-        let kb = value
-            .strip_suffix(" kB")
-            .and_then(|n| n.trim().parse::<usize>().ok())
-            .unwrap_or_else(|| panic!("{key} is not `N kB`: {value:?}"));
-        kb * 1024
-    }
-
-    fn has_flag(&self, flag: &str) -> bool {
-        self.vm_flags.iter().flatten().any(|f| f == flag)
-    }
-}
-
-/// Parses a header line `start-end perms offset dev inode [name]`.
-fn parse_smaps_header(line: &str) -> Option<Mapping> {
-    let mut parts = line.split_whitespace();
-    let (start, end) = parts.next()?.split_once('-')?;
-    let start = usize::from_str_radix(start, 16).ok()?;
-    let end = usize::from_str_radix(end, 16).ok()?;
-    let perms = parts.next()?;
-    let valid_perms = perms.len() == 4
-        && perms
-            .chars()
-            .zip(["r-", "w-", "x-", "ps"])
-            .all(|(c, allowed)| allowed.contains(c));
-    if !valid_perms || start >= end {
-        return None;
-    }
-    let _offset = parts.next()?;
-    let _dev = parts.next()?;
-    let _inode = parts.next()?;
-    Some(Mapping {
-        start,
-        end,
-        perms: perms.to_owned(),
-        name: parts.collect::<Vec<_>>().join(" "),
-        fields: Vec::new(),
-        vm_flags: None,
-    })
-}
-
-fn parse_smaps(text: &str) -> Vec<Mapping> {
-    let mut maps: Vec<Mapping> = Vec::new();
-    for line in text.lines() {
-        if let Some(mapping) = parse_smaps_header(line) {
-            maps.push(mapping);
-            continue;
-        }
-        let current = maps
-            .last_mut()
-            .unwrap_or_else(|| panic!("smaps line before any header: {line:?}"));
-        let (key, value) = line
-            .split_once(':')
-            .unwrap_or_else(|| panic!("smaps line is neither a header nor `Key: value`: {line:?}"));
-        if key == "VmFlags" {
-            current.vm_flags = Some(value.split_whitespace().map(str::to_owned).collect());
-        } else {
-            current
-                .fields
-                .push((key.trim().to_owned(), value.trim().to_owned()));
-        }
-    }
-    assert!(maps.len() > 3, "implausible smaps:\n{text}");
+/// This process's `/proc/self/smaps` (the workspace's parser,
+/// `memguard-testkit`'s `procfs`, which refuses a malformed file), checked
+/// for plausibility.
+fn read_smaps() -> Vec<Mapping> {
+    let maps = procfs::read_smaps("self").unwrap_or_else(|e| panic!("{e}"));
+    assert!(maps.len() > 3, "implausible smaps: {maps:?}");
     for pair in maps.windows(2) {
         assert!(pair[0].end <= pair[1].start, "smaps out of order: {pair:?}");
     }
     for m in &maps {
-        assert!(m.vm_flags.is_some(), "no VmFlags line for {m:?}");
-        assert_eq!(m.bytes("Size"), m.len(), "Size field of {m:?}");
+        assert_eq!(bytes(m, "Size"), m.len(), "Size field of {m:?}");
     }
     maps
-}
-
-fn read_smaps() -> Vec<Mapping> {
-    parse_smaps(&std::fs::read_to_string("/proc/self/smaps").expect("read /proc/self/smaps"))
 }
 
 /// A live buffer as seen from outside: its data pointer and length.
@@ -570,7 +491,7 @@ fn check_buffer_mappings(
             .map(|m| {
                 format!(
                     "{:x}-{:x} {} {:?} {}",
-                    m.start, m.end, m.perms, m.vm_flags, m.name
+                    m.start, m.end, m.perms, m.vm_flags, m.path
                 )
             })
             .collect::<Vec<_>>()
@@ -605,7 +526,7 @@ fn check_buffer_mappings(
         "{ctx}: forked children are not kept from the data (no `{fork_flag}`)"
     );
     assert_eq!(
-        data.bytes("Locked"),
+        bytes(data, "Locked"),
         data.len(),
         "{ctx}: every data page is resident and locked"
     );
@@ -639,7 +560,7 @@ fn check_buffer_mappings(
             dump()
         );
         assert!(!guard.has_flag("lo"), "{g}: guard pages need not be locked");
-        assert_eq!(guard.bytes("Rss"), 0, "{g}: a guard page was touched");
+        assert_eq!(bytes(guard, "Rss"), 0, "{g}: a guard page was touched");
         shared += usize::from(guard.len() != page);
     }
     shared

@@ -10,7 +10,7 @@ use support::{assert_killed_by, mark, role, run, set_memlock_limit, survived, Ro
 // buffers that memguard keeps for reuse (`memguard::set_spare_limit`).
 //
 // Spares are process-wide, so every test plays its scenario in a child
-// process of its own (see `tests/protections.rs` for the plumbing) and the
+// process of its own (see `tests/support`, the workspace's testkit) and the
 // parent checks that the child got to its final marker and exited 0.
 
 use memguard::{Enclave, Error, LockedBuffer};

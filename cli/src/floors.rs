@@ -4,7 +4,9 @@
 //!
 //! - [`RawGuarded`]: mmap, two guard-page mprotects, mlock,
 //!   `MADV_DONTDUMP` + `MADV_WIPEONFORK`, then a wipe of the `n` bytes,
-//!   munlock and munmap (the issue's floor); and [`RawGuarded::new_min`] /
+//!   munlock and munmap: every protection as a call of its own, the
+//!   "full" floor (BENCHMARKS.md's tables call it "the issue's floor", after
+//!   the benchmark issue that first asked for it); and [`RawGuarded::new_min`] /
 //!   [`RawGuarded::destroy_min`], the fewest calls for the same protections
 //!   (what `LockedBuffer` itself makes). `benches/locked_buffer.rs` includes
 //!   this file, so the criterion benchmarks and `memguard bench` measure the

@@ -13,6 +13,7 @@
 //! stdout, coloured only on a terminal and never with `NO_COLOR` set.
 
 mod bench;
+mod child;
 mod doctor;
 mod floors;
 mod platform;
@@ -72,6 +73,10 @@ struct DoctorArgs {
     /// fix}], summary, system}.
     #[arg(long)]
     json: bool,
+    /// Print the table of checks of this OS as JSON, without running them
+    /// (internal: the CLI's tests read their expectations from it).
+    #[arg(long, hide = true, conflicts_with = "json")]
+    list: bool,
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +125,7 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Doctor(args) if args.list => doctor::list(),
         Command::Doctor(args) => doctor::run(args.json),
         Command::Bench(args) => {
             let seconds = if args.quick { 5.0 } else { args.seconds };

@@ -19,10 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 started=$SECONDS
-run() {
-    printf '+ %s\n' "$*"
-    "$@"
-}
+# shellcheck source=../lib.sh
+. scripts/lib.sh
 
 PACKAGES=(
     wine64 wine

@@ -1,13 +1,15 @@
 //! Cryptographic helpers: the cipher, its MAC, the hash, constant-time
-//! comparison and copy, randomness.
+//! comparison (and the plain copy beside it), randomness.
 
 pub(crate) mod cipher;
-// The vectorised Salsa20: `unsafe` for the intrinsics only (see its docs).
 pub(crate) mod ct;
 pub(crate) mod hash;
 pub(crate) mod mac;
 mod random;
+// The vectorised Salsa20: `unsafe` for the intrinsics only (see its docs),
+// one unsafe operation per block, each with its own `// SAFETY:` comment.
 #[allow(unsafe_code)]
+#[deny(clippy::multiple_unsafe_ops_per_block)]
 pub(crate) mod salsa20;
 
 pub use random::scramble_bytes;

@@ -2,13 +2,10 @@
 //! PT_DENY_ATTACH (the debugger-attach block of the process hardening); the
 //! self-tests every Unix has. Compile-checked only in CI.
 
-use std::process::ExitStatus;
-
 use serde_json::{json, Value};
 
 use super::unix;
-use crate::doctor::{self, hardening_failed, run_child, Check, Kind, Outcome};
-use crate::selftest::Test;
+use crate::doctor::{self, hardening_failed, Check, Kind, Outcome, Row, Runs};
 
 /// The OS's name in the report.
 pub const OS: &str = "macOS";
@@ -26,42 +23,13 @@ pub const LOCK_LIMIT: &str = "RLIMIT_MEMLOCK";
 pub const LOCK_FIX: &str = "raise RLIMIT_MEMLOCK: `ulimit -l <KiB>` in the shell that starts the \
     program, or HardResourceLimits/SoftResourceLimits in its launchd plist";
 
-pub use unix::{ending, page_size, terminal_width};
-
-/// The names of every check, in the order they are reported.
-pub const CHECK_NAMES: &[&str] = &[
-    "page size",
-    "memlock limit",
-    "core dump limit",
-    "debugger attach",
-    "crash handler",
-    "guard pages",
-    "frozen write",
-    "wipe on fork",
-    "seal/open",
-];
-
-/// Whether a child died of SIGSEGV or SIGBUS (macOS raises either).
-pub fn died_of_fault(status: &ExitStatus) -> bool {
-    unix::died_of(status, &[libc::SIGSEGV, libc::SIGBUS])
-}
-
-/// Why `bytes` of locked memory would not fit, if they would not.
-pub fn lock_shortfall(bytes: u64) -> Option<String> {
-    unix::memlock_shortfall(bytes, false)
-}
+pub use unix::{
+    died_of_fault, ending, lock_shortfall, page_size, selftest, shared, terminal_width, Shared,
+};
 
 /// The report's `system` object.
 pub fn system_info() -> Value {
-    let uname = rustix::system::uname();
-    let uid = rustix::process::getuid().as_raw();
-    json!({
-        "os": OS,
-        "kernel": uname.release().to_string_lossy(),
-        "machine": uname.machine().to_string_lossy(),
-        "user": format!("uid {uid}"),
-        "uid": uid,
-    })
+    unix::system_info_of(OS)
 }
 
 /// The hardening self-test's view of the process: RLIMIT_CORE and whether
@@ -110,34 +78,23 @@ fn deny_attach() -> Value {
     json!(i32::from_ne_bytes(flag) & P_LNOATTACH != 0)
 }
 
-/// The child side of the macOS-only self-tests.
-pub fn selftest(test: Test) -> Option<Result<Value, String>> {
-    match test {
-        Test::WipeOnFork => Some(unix::wipe_on_fork()),
-        _ => None,
-    }
-}
-
-/// Runs every row, in the order of [`CHECK_NAMES`].
-pub fn checks(run: &mut dyn FnMut(&str, &mut dyn FnMut() -> Check)) {
-    let page = page_size();
-    let core_here = rustix::process::getrlimit(rustix::process::Resource::Core);
-    let mut hardening: Result<Value, String> = Err("not run".into());
-    run("page size", &mut || doctor::page_size_check(page));
-    run("memlock limit", &mut || unix::memlock_check(page, 0, None));
-    run("core dump limit (child)", &mut || {
-        hardening = run_child("hardening", &[]).and_then(|c| c.result());
-        unix::core_limit_check(core_here, &hardening)
-    });
-    run("debugger attach", &mut || deny_attach_check(&hardening));
-    run("crash handler", &mut || {
-        doctor::crash_handler_check(&hardening)
-    });
-    run("guard pages (children)", &mut doctor::guard_pages_check);
-    run("frozen write (child)", &mut doctor::frozen_write_check);
-    run("wipe on fork (child)", &mut unix::wipe_on_fork_check);
-    run("seal/open (child)", &mut doctor::seal_open_check);
-}
+/// The doctor's rows on macOS, in the order they are reported.
+pub const CHECKS: &[Row] = &[
+    doctor::PAGE_SIZE,
+    unix::MEMLOCK_LIMIT,
+    unix::CORE_DUMP_LIMIT,
+    Row {
+        name: "debugger attach",
+        kind: Kind::System,
+        runs: Runs::Here,
+        check: |cx| deny_attach_check(cx.hardening()),
+    },
+    doctor::CRASH_HANDLER,
+    doctor::GUARD_PAGES,
+    doctor::FROZEN_WRITE,
+    unix::WIPE_ON_FORK,
+    doctor::SEAL_OPEN,
+];
 
 /// The `debugger attach` check: P_LNOATTACH in a child after its first
 /// allocation.

@@ -4,9 +4,11 @@
 //! Each OS module provides the same items:
 //!
 //! - `OS`: the OS's name, for the report's first line;
-//! - `CHECK_NAMES` and `checks(run)`: the doctor's rows on this OS, in
-//!   order (`run(label, check)` shows the step and runs the check); the rows
-//!   every OS has are in [`crate::doctor`], the OS's own ones here;
+//! - `CHECKS`: the doctor's table of rows on this OS, in order (name, kind,
+//!   children, check function: see [`crate::doctor::Row`]); the rows every
+//!   OS has are in [`crate::doctor`] (and every Unix's in `unix`), the OS's
+//!   own ones here; `Shared` and `shared()`: what the rows read once before
+//!   any runs;
 //! - `system_info()`: the report's `system` object (`kernel`, `machine`,
 //!   `user`, and what else matters here);
 //! - `process_state()`: what the hardening self-test reports of the

@@ -6,8 +6,8 @@ use std::process::ExitStatus;
 
 use serde_json::{json, Value};
 
-use crate::doctor::{hardening_failed, size, Check, Kind, Outcome, FEW_BUFFERS};
-use crate::doctor::{run_child, ChildRun};
+use crate::child::{run_child, ChildRun};
+use crate::doctor::{hardening_failed, size, Check, Kind, Outcome, Row, Runs, FEW_BUFFERS};
 use crate::selftest::filled;
 
 /// A limit as the table shows it: `unlimited`, `0` or a size.
@@ -124,7 +124,7 @@ fn json_limits(v: &Value) -> (Option<u64>, Option<u64>) {
 }
 
 /// The `core dump limit` check: `RLIMIT_CORE` here and in a hardened child.
-pub fn core_limit_check(here: rustix::process::Rlimit, hardening: &Result<Value, String>) -> Check {
+fn core_limit_check(here: rustix::process::Rlimit, hardening: &Result<Value, String>) -> Check {
     let name = "core dump limit";
     let here_text = format!(
         "RLIMIT_CORE here: soft {}, hard {}",
@@ -155,8 +155,94 @@ pub fn core_limit_check(here: rustix::process::Rlimit, hardening: &Result<Value,
     }
 }
 
+/// Whether a child died of SIGSEGV or SIGBUS (macOS and the BSDs raise
+/// either for a guard page).
+#[cfg(not(target_os = "linux"))]
+pub fn died_of_fault(status: &ExitStatus) -> bool {
+    died_of(status, &[libc::SIGSEGV, libc::SIGBUS])
+}
+
+/// Why `bytes` of locked memory would not fit, if they would not, where no
+/// privilege lifts `RLIMIT_MEMLOCK` (macOS, the BSDs).
+#[cfg(not(target_os = "linux"))]
+pub fn lock_shortfall(bytes: u64) -> Option<String> {
+    memlock_shortfall(bytes, false)
+}
+
+/// The report's `system` object as every Unix starts it: the OS's name
+/// `os`, the kernel release, the machine and the user.
+pub fn system_info_of(os: &str) -> Value {
+    let uname = rustix::system::uname();
+    let uid = rustix::process::getuid().as_raw();
+    json!({
+        "os": os,
+        "kernel": uname.release().to_string_lossy(),
+        "machine": uname.machine().to_string_lossy(),
+        "user": format!("uid {uid}"),
+        "uid": uid,
+    })
+}
+
+/// What the rows read once, before any row runs, on a Unix with no rows of
+/// its own that need more (macOS, the BSDs; Linux has its own).
+#[cfg(not(target_os = "linux"))]
+pub struct Shared {
+    /// `RLIMIT_CORE`, read before anything could lower it (the doctor
+    /// itself never allocates a guarded buffer, so it is never hardened).
+    pub core_here: rustix::process::Rlimit,
+}
+
+/// Reads what the rows share.
+#[cfg(not(target_os = "linux"))]
+pub fn shared() -> Shared {
+    Shared {
+        core_here: rustix::process::getrlimit(rustix::process::Resource::Core),
+    }
+}
+
+/// The child side of the self-tests of a Unix whose only one of its own is
+/// `wipe on fork` (macOS, the BSDs).
+#[cfg(not(target_os = "linux"))]
+pub fn selftest(test: crate::selftest::Test) -> Option<Result<Value, String>> {
+    match test {
+        crate::selftest::Test::WipeOnFork => Some(wipe_on_fork()),
+        _ => None,
+    }
+}
+
+/// Row `core dump limit` (every Unix): the first row that needs the
+/// hardening child, so it runs it. Reads `core_here`, this process's
+/// `RLIMIT_CORE`, from the OS's `Shared`.
+pub const CORE_DUMP_LIMIT: Row = Row {
+    name: "core dump limit",
+    kind: Kind::System,
+    runs: Runs::Child,
+    check: |cx| {
+        let here = cx.os.core_here;
+        core_limit_check(here, cx.hardening())
+    },
+};
+
+/// Row `memlock limit` where nothing exempts a process from
+/// `RLIMIT_MEMLOCK` and nothing is locked yet (macOS, the BSDs).
+#[cfg(not(target_os = "linux"))]
+pub const MEMLOCK_LIMIT: Row = Row {
+    name: "memlock limit",
+    kind: Kind::System,
+    runs: Runs::Here,
+    check: |cx| memlock_check(cx.page, 0, None),
+};
+
+/// Row `wipe on fork` (every Unix).
+pub const WIPE_ON_FORK: Row = Row {
+    name: "wipe on fork",
+    kind: Kind::SelfTest,
+    runs: Runs::Child,
+    check: |_| wipe_on_fork_check(),
+};
+
 /// The `wipe on fork` check: what a forked grandchild sees of a buffer.
-pub fn wipe_on_fork_check() -> Check {
+fn wipe_on_fork_check() -> Check {
     let name = "wipe on fork";
     let v = match run_child("wipe-on-fork", &[]).and_then(ChildRun::result) {
         Ok(v) => v,

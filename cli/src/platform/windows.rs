@@ -17,7 +17,7 @@ use windows_sys::Win32::System::Registry::{
 use windows_sys::Win32::System::SystemInformation::{GetSystemInfo, SYSTEM_INFO};
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, GetProcessWorkingSetSize};
 
-use crate::doctor::{self, run_child, size, Check, Kind, Outcome};
+use crate::doctor::{self, size, Check, Kind, Outcome, Row, Runs};
 use crate::selftest::Test;
 
 /// The OS's name in the report.
@@ -40,18 +40,6 @@ pub const LOCK_FIX: &str = "memguard raises the process's minimum working set \
 
 /// STATUS_ACCESS_VIOLATION as an exit code.
 const ACCESS_VIOLATION: u32 = 0xC000_0005;
-
-/// The names of every check, in the order they are reported.
-pub const CHECK_NAMES: &[&str] = &[
-    "page size",
-    "working-set quota",
-    "WER exclusion",
-    "crash dialog",
-    "crash handler",
-    "guard pages",
-    "frozen write",
-    "seal/open",
-];
 
 /// The page size.
 pub fn page_size() -> usize {
@@ -111,24 +99,41 @@ pub fn selftest(_test: Test) -> Option<Result<Value, String>> {
     None
 }
 
-/// Runs every row, in the order of [`CHECK_NAMES`].
-pub fn checks(run: &mut dyn FnMut(&str, &mut dyn FnMut() -> Check)) {
-    let page = page_size();
-    let mut hardening: Result<Value, String> = Err("not run".into());
-    run("page size", &mut || doctor::page_size_check(page));
-    run("working-set quota", &mut || working_set_check(page));
-    run("WER exclusion", &mut wer_check);
-    run("crash dialog (child)", &mut || {
-        hardening = run_child("hardening", &[]).and_then(|c| c.result());
-        crash_dialog_check(&hardening)
-    });
-    run("crash handler", &mut || {
-        doctor::crash_handler_check(&hardening)
-    });
-    run("guard pages (children)", &mut doctor::guard_pages_check);
-    run("frozen write (child)", &mut doctor::frozen_write_check);
-    run("seal/open (child)", &mut doctor::seal_open_check);
+/// What the rows read once, before any row runs: nothing on Windows.
+pub struct Shared;
+
+/// Reads what the rows share.
+pub fn shared() -> Shared {
+    Shared
 }
+
+/// The doctor's rows on Windows, in the order they are reported.
+pub const CHECKS: &[Row] = &[
+    doctor::PAGE_SIZE,
+    Row {
+        name: "working-set quota",
+        kind: Kind::System,
+        runs: Runs::Here,
+        check: |cx| working_set_check(cx.page),
+    },
+    Row {
+        name: "WER exclusion",
+        kind: Kind::System,
+        runs: Runs::Here,
+        check: |_| wer_check(),
+    },
+    // The first row that needs the hardening child, so it runs it.
+    Row {
+        name: "crash dialog",
+        kind: Kind::System,
+        runs: Runs::Child,
+        check: |cx| crash_dialog_check(cx.hardening()),
+    },
+    doctor::CRASH_HANDLER,
+    doctor::GUARD_PAGES,
+    doctor::FROZEN_WRITE,
+    doctor::SEAL_OPEN,
+];
 
 /// The `working-set quota` check: what VirtualLock is held to.
 fn working_set_check(page: usize) -> Check {

@@ -42,6 +42,7 @@ pub(super) unsafe fn xor_steps(state: &[u32; 16], counter: u64, src: &[u8], dst:
         // SAFETY: `lo` and `hi` are 32 bytes each; loadu has no alignment
         // requirement.
         x[8] = unsafe { _mm256_loadu_si256(lo.as_ptr().cast()) };
+        // SAFETY: as for `lo`.
         x[9] = unsafe { _mm256_loadu_si256(hi.as_ptr().cast()) };
         let input = x;
         double_rounds!(x, qr);
@@ -74,13 +75,13 @@ pub(super) unsafe fn xor_steps(state: &[u32; 16], counter: u64, src: &[u8], dst:
                     let at = block * BLOCK + half * 32;
                     let s = &src[at..at + 32];
                     let d = &mut dst[at..at + 32];
-                    // SAFETY: `s` and `d` are 32 bytes each (indexing
-                    // checked their bounds); loadu/storeu have no alignment
-                    // requirement.
-                    unsafe {
-                        let v = _mm256_loadu_si256(s.as_ptr().cast());
-                        _mm256_storeu_si256(d.as_mut_ptr().cast(), _mm256_xor_si256(v, ks));
-                    }
+                    // SAFETY: `s` is 32 bytes (indexing checked its
+                    // bounds); loadu has no alignment requirement.
+                    let v = unsafe { _mm256_loadu_si256(s.as_ptr().cast()) };
+                    let out = _mm256_xor_si256(v, ks);
+                    // SAFETY: `d` is 32 bytes (indexing checked its
+                    // bounds); storeu has no alignment requirement.
+                    unsafe { _mm256_storeu_si256(d.as_mut_ptr().cast(), out) };
                 }
             }
         }

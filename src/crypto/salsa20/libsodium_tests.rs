@@ -97,21 +97,25 @@ fn sodium() -> Option<&'static Sodium> {
                 .map(NonNull::as_ptr)
                 .unwrap_or_else(|| panic!("libsodium lacks {name:?}"))
         };
-        // SAFETY: the symbols are libsodium's functions with these C
-        // signatures (the headers of libsodium 1.0.x); sodium_init takes
-        // nothing and returns 0, or 1 when already initialised.
-        unsafe {
-            let init: unsafe extern "C" fn() -> c_int = std::mem::transmute(sym(c"sodium_init"));
-            assert!(init() >= 0, "sodium_init failed");
-            Some(Sodium {
-                secretbox_easy: std::mem::transmute::<*mut c_void, SecretboxEasy>(sym(
-                    c"crypto_secretbox_easy",
-                )),
-                salsa20_xor_ic: std::mem::transmute::<*mut c_void, StreamXorIc>(sym(
-                    c"crypto_stream_salsa20_xor_ic",
-                )),
-            })
-        }
+        // SAFETY: `sodium_init` is libsodium's `int sodium_init(void)`.
+        let init: unsafe extern "C" fn() -> c_int =
+            unsafe { std::mem::transmute(sym(c"sodium_init")) };
+        // SAFETY: sodium_init takes nothing and returns 0, or 1 when already
+        // initialised.
+        assert!(unsafe { init() } >= 0, "sodium_init failed");
+        // SAFETY: the symbol is libsodium's function with this C signature
+        // (the headers of libsodium 1.0.x).
+        let secretbox_easy = unsafe {
+            std::mem::transmute::<*mut c_void, SecretboxEasy>(sym(c"crypto_secretbox_easy"))
+        };
+        // SAFETY: as above.
+        let salsa20_xor_ic = unsafe {
+            std::mem::transmute::<*mut c_void, StreamXorIc>(sym(c"crypto_stream_salsa20_xor_ic"))
+        };
+        Some(Sodium {
+            secretbox_easy,
+            salsa20_xor_ic,
+        })
     });
     if loaded.is_none() {
         assert!(

@@ -38,6 +38,7 @@ pub(super) unsafe fn xor_steps(state: &[u32; 16], counter: u64, src: &[u8], dst:
         let mut x: [uint32x4_t; 16] = core::array::from_fn(|i| vdupq_n_u32(state[i]));
         // SAFETY: `lo` and `hi` are four `u32` each.
         x[8] = unsafe { vld1q_u32(lo.as_ptr()) };
+        // SAFETY: as for `lo`.
         x[9] = unsafe { vld1q_u32(hi.as_ptr()) };
         let input = x;
         double_rounds!(x, qr);
@@ -58,12 +59,13 @@ pub(super) unsafe fn xor_steps(state: &[u32; 16], counter: u64, src: &[u8], dst:
                 let at = b * BLOCK + g * 16;
                 let s = &src[at..at + 16];
                 let d = &mut dst[at..at + 16];
-                // SAFETY: `s` and `d` are 16 bytes each (indexing checked
-                // their bounds); vld1q/vst1q need no alignment for bytes.
-                unsafe {
-                    let v = vld1q_u8(s.as_ptr());
-                    vst1q_u8(d.as_mut_ptr(), veorq_u8(v, vreinterpretq_u8_u32(ks)));
-                }
+                // SAFETY: `s` is 16 bytes (indexing checked its bounds);
+                // vld1q needs no alignment for bytes.
+                let v = unsafe { vld1q_u8(s.as_ptr()) };
+                let out = veorq_u8(v, vreinterpretq_u8_u32(ks));
+                // SAFETY: `d` is 16 bytes (indexing checked its bounds);
+                // vst1q needs no alignment for bytes.
+                unsafe { vst1q_u8(d.as_mut_ptr(), out) };
             }
         }
         counter = counter.wrapping_add(4);

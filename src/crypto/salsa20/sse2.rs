@@ -38,6 +38,7 @@ pub(super) unsafe fn xor_steps(state: &[u32; 16], counter: u64, src: &[u8], dst:
         // SAFETY: `lo` and `hi` are 16 bytes each; loadu has no alignment
         // requirement.
         x[8] = unsafe { _mm_loadu_si128(lo.as_ptr().cast()) };
+        // SAFETY: as for `lo`.
         x[9] = unsafe { _mm_loadu_si128(hi.as_ptr().cast()) };
         let input = x;
         double_rounds!(x, qr);
@@ -60,12 +61,13 @@ pub(super) unsafe fn xor_steps(state: &[u32; 16], counter: u64, src: &[u8], dst:
                 let at = b * BLOCK + g * 16;
                 let s = &src[at..at + 16];
                 let d = &mut dst[at..at + 16];
-                // SAFETY: `s` and `d` are 16 bytes each (indexing checked
-                // their bounds); loadu/storeu have no alignment requirement.
-                unsafe {
-                    let v = _mm_loadu_si128(s.as_ptr().cast());
-                    _mm_storeu_si128(d.as_mut_ptr().cast(), _mm_xor_si128(v, ks));
-                }
+                // SAFETY: `s` is 16 bytes (indexing checked its bounds);
+                // loadu has no alignment requirement.
+                let v = unsafe { _mm_loadu_si128(s.as_ptr().cast()) };
+                let out = _mm_xor_si128(v, ks);
+                // SAFETY: `d` is 16 bytes (indexing checked its bounds);
+                // storeu has no alignment requirement.
+                unsafe { _mm_storeu_si128(d.as_mut_ptr().cast(), out) };
             }
         }
         counter = counter.wrapping_add(4);

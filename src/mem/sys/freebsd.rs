@@ -25,7 +25,7 @@ pub(super) fn map(len: usize) -> Result<*mut c_void> {
 /// The range must lie in one of our mappings.
 pub(super) unsafe fn advise(ptr: NonNull<u8>, len: usize) -> Result<Protections> {
     let addr = ptr.as_ptr().cast::<c_void>();
-    // SAFETY (both calls): the caller guarantees the range lies in one of
+    // SAFETY: (both calls) the caller guarantees the range lies in one of
     // our mappings; neither changes its contents in this process.
     if unsafe { libc::madvise(addr, len, libc::MADV_NOCORE) } != 0 {
         return Err(last_error("madvise(MADV_NOCORE)"));

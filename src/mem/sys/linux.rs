@@ -51,7 +51,7 @@ pub(super) fn map(len: usize) -> Result<*mut c_void> {
 /// The range must lie in one of our mappings.
 pub(super) unsafe fn advise(ptr: NonNull<u8>, len: usize) -> Result<Protections> {
     let addr = ptr.as_ptr().cast::<c_void>();
-    // SAFETY (all three calls): the caller guarantees the range lies in
+    // SAFETY: (all three calls) the caller guarantees the range lies in
     // one of our mappings; these advices change no contents in this
     // process, only what core dumps and forked children get.
     unsafe { mm::madvise(addr, len, Advice::LinuxDontDump) }

@@ -1,25 +1,29 @@
-//! Linux: the rows as they have always been (procfs and sysfs settings,
-//! capabilities, smaps, wipe on fork, a scan of a child's memory).
+//! Linux: its table of rows, [`CHECKS`] (procfs and sysfs settings,
+//! capabilities, smaps, wipe on fork, a scan of a child's memory), and the
+//! child side of its own self-tests. Swap classification is in `swap`; the
+//! smaps reader and the memory scanner are the workspace's testkit's.
 
-mod scan;
+mod swap;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use memguard::LockedBuffer;
+use memguard_testkit::child::read_on_thread;
+use memguard_testkit::procfs::{self, Mapping};
+use memguard_testkit::scan::{self, Needle};
 use serde_json::{json, Value};
 
 use super::unix;
+use crate::child::{last_line, run_child, selftest_command, wait_until, ChildRun};
 use crate::doctor::{
-    self, drain, hardening_failed, last_line, run_child, selftest_command, wait_until, Check,
-    ChildRun, Kind, Outcome, CHILD_TIMEOUT,
+    self, hardening_failed, Check, Context, Kind, Outcome, Row, Runs, CHILD_TIMEOUT,
 };
 use crate::selftest::{err, mark, Test};
+use swap::classify_swap;
 
 /// Printed by the scan target once it holds the sealed secret.
 const READY: &str = "READY";
@@ -58,88 +62,119 @@ pub fn lock_shortfall(bytes: u64) -> Option<String> {
     unix::memlock_shortfall(bytes, effective_caps().ipc_lock)
 }
 
-/// The names of every check, in the order they are reported.
-pub const CHECK_NAMES: &[&str] = &[
-    "page size",
-    "memlock limit",
-    "core dump limit",
-    "core_pattern",
-    "suid_dumpable",
-    "dumpable flag",
-    "ptrace scope",
-    "swap",
-    "memfd_secret",
-    "transparent huge pages",
-    "crash handler",
-    "guard pages",
-    "frozen write",
-    "smaps flags",
-    "wipe on fork",
-    "seal/open",
-    "memory scan",
-];
-
 /// The report's `system` object.
 pub fn system_info() -> Value {
     let caps = effective_caps();
-    let uname = rustix::system::uname();
-    let uid = rustix::process::getuid().as_raw();
-    json!({
-        "os": OS,
-        "kernel": uname.release().to_string_lossy(),
-        "machine": uname.machine().to_string_lossy(),
-        "user": format!("uid {uid}"),
-        "uid": uid,
-        "cap_ipc_lock": caps.ipc_lock,
-        "cap_sys_ptrace": caps.sys_ptrace,
-    })
+    let mut info = unix::system_info_of(OS);
+    info["cap_ipc_lock"] = json!(caps.ipc_lock);
+    info["cap_sys_ptrace"] = json!(caps.sys_ptrace);
+    info
 }
 
-/// Runs every row, in the order of [`CHECK_NAMES`].
-pub fn checks(run: &mut dyn FnMut(&str, &mut dyn FnMut() -> Check)) {
-    let caps = effective_caps();
-    let page = page_size();
-    // Read before anything could lower it (the doctor itself never
-    // allocates a guarded buffer, so it is never hardened).
-    let core_here = rustix::process::getrlimit(rustix::process::Resource::Core);
-    // Shared by several checks; the hardening child runs in its own step.
-    let pattern = read_trimmed("/proc/sys/kernel/core_pattern");
-    let mut hardening: Result<Value, String> = Err("not run".into());
+/// What the Linux rows read once, before any row runs.
+pub struct Shared {
+    caps: Caps,
+    /// `RLIMIT_CORE`, read before anything could lower it (the doctor itself never
+    /// allocates a guarded buffer, so it is never hardened).
+    pub core_here: rustix::process::Rlimit,
+    /// `/proc/sys/kernel/core_pattern`.
+    pattern: Result<String, String>,
+}
 
-    run("page size", &mut || doctor::page_size_check(page));
-    run("memlock limit", &mut || {
-        let exempt = caps.ipc_lock.then_some("CAP_IPC_LOCK");
-        unix::memlock_check(page, locked_now(), exempt)
-    });
-    // The hardening child's result also feeds the dumpable flag and crash
-    // handler rows; the label is the row this step reports.
-    run("core dump limit (child)", &mut || {
-        hardening = run_child("hardening", &[]).and_then(|c| c.result());
-        unix::core_limit_check(core_here, &hardening)
-    });
-    let dumpable_after = hardening
+/// Reads what the Linux rows share.
+pub fn shared() -> Shared {
+    Shared {
+        caps: effective_caps(),
+        core_here: rustix::process::getrlimit(rustix::process::Resource::Core),
+        pattern: read_trimmed("/proc/sys/kernel/core_pattern"),
+    }
+}
+
+/// The dumpable flag the hardening child reported after its first
+/// allocation.
+fn dumpable_after(cx: &mut Context) -> Option<i64> {
+    cx.hardening()
         .as_ref()
         .ok()
-        .and_then(|h| h["after"]["dumpable"].as_i64());
-    run("core_pattern", &mut || {
-        core_pattern_check(&pattern, dumpable_after)
-    });
-    run("suid_dumpable", &mut || suid_dumpable_check(&pattern));
-    run("dumpable flag", &mut || dumpable_check(&hardening));
-    run("ptrace scope", &mut || ptrace_check(dumpable_after));
-    run("swap", &mut swap_check);
-    run("memfd_secret", &mut memfd_secret_check);
-    run("transparent huge pages", &mut thp_check);
-    run("crash handler", &mut || {
-        doctor::crash_handler_check(&hardening)
-    });
-    run("guard pages (children)", &mut doctor::guard_pages_check);
-    run("frozen write (child)", &mut doctor::frozen_write_check);
-    run("smaps flags (child)", &mut smaps_check);
-    run("wipe on fork (child)", &mut unix::wipe_on_fork_check);
-    run("seal/open (child)", &mut doctor::seal_open_check);
-    run("memory scan (child)", &mut || memory_scan_check(caps));
+        .and_then(|h| h["after"]["dumpable"].as_i64())
 }
+
+/// The doctor's rows on Linux, in the order they are reported.
+pub const CHECKS: &[Row] = &[
+    doctor::PAGE_SIZE,
+    Row {
+        name: "memlock limit",
+        kind: Kind::System,
+        runs: Runs::Here,
+        check: |cx| {
+            let exempt = cx.os.caps.ipc_lock.then_some("CAP_IPC_LOCK");
+            unix::memlock_check(cx.page, locked_now(), exempt)
+        },
+    },
+    unix::CORE_DUMP_LIMIT,
+    Row {
+        name: "core_pattern",
+        kind: Kind::System,
+        runs: Runs::Here,
+        check: |cx| {
+            let after = dumpable_after(cx);
+            core_pattern_check(&cx.os.pattern, after)
+        },
+    },
+    Row {
+        name: "suid_dumpable",
+        kind: Kind::System,
+        runs: Runs::Here,
+        check: |cx| suid_dumpable_check(&cx.os.pattern),
+    },
+    Row {
+        name: "dumpable flag",
+        kind: Kind::System,
+        runs: Runs::Here,
+        check: |cx| dumpable_check(cx.hardening()),
+    },
+    Row {
+        name: "ptrace scope",
+        kind: Kind::System,
+        runs: Runs::Here,
+        check: |cx| ptrace_check(dumpable_after(cx)),
+    },
+    Row {
+        name: "swap",
+        kind: Kind::System,
+        runs: Runs::Here,
+        check: |_| swap_check(),
+    },
+    Row {
+        name: "memfd_secret",
+        kind: Kind::System,
+        runs: Runs::Here,
+        check: |_| memfd_secret_check(),
+    },
+    Row {
+        name: "transparent huge pages",
+        kind: Kind::System,
+        runs: Runs::Here,
+        check: |_| thp_check(),
+    },
+    doctor::CRASH_HANDLER,
+    doctor::GUARD_PAGES,
+    doctor::FROZEN_WRITE,
+    Row {
+        name: "smaps flags",
+        kind: Kind::SelfTest,
+        runs: Runs::Child,
+        check: |_| smaps_check(),
+    },
+    unix::WIPE_ON_FORK,
+    doctor::SEAL_OPEN,
+    Row {
+        name: "memory scan",
+        kind: Kind::SelfTest,
+        runs: Runs::Child,
+        check: |cx| memory_scan_check(cx.os.caps),
+    },
+];
 
 /// The hardening self-test's view of the process: RLIMIT_CORE and the
 /// dumpable flag.
@@ -179,18 +214,13 @@ fn effective_caps() -> Caps {
     }
 }
 
-/// Bytes locked by this process already (`VmLck`).
+/// Bytes locked by this process already (`VmLck`; 0 when unreadable).
 fn locked_now() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    procfs::status_field_of("self", "VmLck")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmLck:"))
-                .and_then(|v| v.trim().strip_suffix("kB"))
-                .and_then(|v| v.trim().parse::<u64>().ok())
-        })
+        .flatten()
+        .and_then(|v| procfs::kb_to_bytes(&v))
         .unwrap_or(0)
-        * 1024
 }
 
 /// The `core_pattern` check: where core dumps would go, and what stops them.
@@ -407,77 +437,6 @@ fn ptrace_check(dumpable_after: Option<i64>) -> Check {
         .fix(
             "enable Yama: a kernel with CONFIG_SECURITY_YAMA and `yama` in the lsm= boot \
              parameter, then `sysctl kernel.yama.ptrace_scope=1`",
-        ),
-    }
-}
-
-/// `(major, minor)` of a Linux `dev_t`.
-fn dev_numbers(dev: u64) -> (u64, u64) {
-    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
-    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
-    (major, minor)
-}
-
-/// What is known about the block device at `/sys/dev/block/<maj>:<min>`:
-/// whether it or anything below it is dm-crypt, or zram.
-fn block_device_kind(dir: &Path, depth: usize) -> Option<&'static str> {
-    if depth > 8 {
-        return None;
-    }
-    let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let name = canonical
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if name.starts_with("zram") {
-        return Some("zram (compressed RAM)");
-    }
-    if std::fs::read_to_string(canonical.join("dm/uuid")).is_ok_and(|u| u.starts_with("CRYPT-")) {
-        return Some("dm-crypt (encrypted)");
-    }
-    // A partition: look at the whole disk too.
-    if canonical.join("partition").exists() {
-        if let Some(parent) = canonical.parent() {
-            if let Some(kind) = block_device_kind(parent, depth + 1) {
-                return Some(kind);
-            }
-        }
-    }
-    // A device-mapper or md device: look at what it is built on.
-    if let Ok(slaves) = std::fs::read_dir(canonical.join("slaves")) {
-        for slave in slaves.flatten() {
-            if let Some(kind) = block_device_kind(&slave.path(), depth + 1) {
-                return Some(kind);
-            }
-        }
-    }
-    None
-}
-
-/// Describes one swap area: in RAM or encrypted (`true`), or not known to
-/// be (`false`).
-fn classify_swap(path: &str) -> (bool, String) {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) => {
-            return (
-                false,
-                format!("{path}: cannot stat ({e}), encryption unknown"),
-            )
-        }
-    };
-    let (dev, what) = if meta.file_type().is_block_device() {
-        (meta.rdev(), "partition")
-    } else {
-        (meta.dev(), "file")
-    };
-    let (major, minor) = dev_numbers(dev);
-    let dir = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
-    match block_device_kind(&dir, 0) {
-        Some(kind) => (true, format!("{path}: {kind}")),
-        None => (
-            false,
-            format!("{path}: {what} on block device {major}:{minor}, not known to be encrypted"),
         ),
     }
 }
@@ -714,7 +673,7 @@ struct Target {
     child: Child,
     stdin: Option<std::process::ChildStdin>,
     lines: mpsc::Receiver<String>,
-    err: JoinHandle<String>,
+    err: JoinHandle<Vec<u8>>,
 }
 
 impl Target {
@@ -736,7 +695,7 @@ impl Target {
                 }
             }
         });
-        let err = drain(child.stderr.take());
+        let err = read_on_thread(child.stderr.take());
         let mut stdin = child.stdin.take();
         let written = stdin
             .as_mut()
@@ -765,7 +724,7 @@ impl Target {
     fn abort(mut self, what: &str) -> String {
         drop(self.stdin.take());
         let status = wait_until(&mut self.child, Instant::now() + Duration::from_secs(2));
-        let stderr = self.err.join().unwrap_or_default();
+        let stderr = String::from_utf8_lossy(&self.err.join().unwrap_or_default()).into_owned();
         format!(
             "{what} ({}; {})",
             match status {
@@ -780,7 +739,7 @@ impl Target {
     fn finish(mut self) -> Result<(), String> {
         drop(self.stdin.take());
         let status = wait_until(&mut self.child, Instant::now() + CHILD_TIMEOUT)?;
-        let stderr = self.err.join().unwrap_or_default();
+        let stderr = String::from_utf8_lossy(&self.err.join().unwrap_or_default()).into_owned();
         if status.success() {
             Ok(())
         } else {
@@ -818,8 +777,17 @@ fn memory_scan_check(caps: Caps) -> Check {
         Err(e) => return Check::new(name, Kind::SelfTest, Outcome::Failed, e).fix_failure(),
     };
     let pid = target.child.id();
-    let needles: [&[u8]; 2] = [&secret, &control];
-    let scanned = scan::scan(pid, &needles);
+    let needles = [
+        Needle {
+            name: "secret",
+            bytes: &secret,
+        },
+        Needle {
+            name: "control",
+            bytes: &control,
+        },
+    ];
+    let scanned = scan::scan(pid as i32, &needles);
     memguard::wipe_bytes(&mut secret);
     let finished = target.finish();
     let report = match scanned {
@@ -837,16 +805,30 @@ fn memory_scan_check(caps: Caps) -> Check {
             )
         }
     };
+    // Where each copy of 16 or more bytes of a needle starts, and in which
+    // mapping.
+    let places = |n: usize| -> Vec<(usize, String)> {
+        report.found[n]
+            .runs()
+            .into_iter()
+            .map(|a| {
+                let name = procfs::mapping_of(&report.maps, a).map_or("", |m| m.path.as_str());
+                (a, name.to_owned())
+            })
+            .collect()
+    };
+    let secret_hits = places(0);
+    let readable = report.mappings - report.unreadable_mappings;
     let hardened = ready.contains("hardened=true");
     let read = format!(
         "read {} mappings ({:.1} MiB) of a child (hardened: {hardened}) holding a sealed \
          64-byte secret that it had opened once and closed again",
-        report.mappings,
+        readable,
         report.bytes as f64 / (1 << 20) as f64
     );
-    let control_hits = report.hits[1].len();
-    if !report.hits[0].is_empty() {
-        let wheres: Vec<String> = report.hits[0]
+    let control_hits = places(1).len();
+    if !secret_hits.is_empty() {
+        let wheres: Vec<String> = secret_hits
             .iter()
             .take(4)
             .map(|(a, n)| format!("{a:#x} {n}"))
@@ -857,7 +839,7 @@ fn memory_scan_check(caps: Caps) -> Check {
             Outcome::Failed,
             format!(
                 "{read}: the secret (16 bytes or more of it) is in memory at {} place(s): {}",
-                report.hits[0].len(),
+                secret_hits.len(),
                 wheres.join(", ")
             ),
         )
@@ -873,6 +855,7 @@ fn memory_scan_check(caps: Caps) -> Check {
                  0x5A in a Vec, was not found either){}",
                 report
                     .first_error
+                    .as_ref()
                     .map(|e| format!("; first read error: {e}"))
                     .unwrap_or_default()
             ),
@@ -883,11 +866,11 @@ fn memory_scan_check(caps: Caps) -> Check {
         "{read}: no 16-byte window of the secret anywhere; the control (secret XOR 0x5A, kept \
          in a Vec) found {control_hits} time(s), so the scan does see the child's memory. {who}"
     );
-    if report.unreadable > 0 {
+    if report.unreadable_mappings > 0 {
         evidence.push_str(&format!(
             " {} mapping(s) could not be read ({}).",
-            report.unreadable,
-            report.first_error.unwrap_or_default()
+            report.unreadable_mappings,
+            report.first_error.clone().unwrap_or_default()
         ));
     }
     if let Err(e) = finished {
@@ -915,52 +898,10 @@ fn dumpable() -> Value {
     }
 }
 
-/// One entry of `/proc/self/smaps`: its range, permissions and VmFlags.
-#[derive(Debug)]
-struct Mapping {
-    start: usize,
-    end: usize,
-    perms: String,
-    flags: Vec<String>,
-}
-
-/// This process's `/proc/self/smaps`, parsed.
-fn read_smaps() -> Result<Vec<Mapping>, String> {
-    let text = std::fs::read_to_string("/proc/self/smaps")
-        .map_err(|e| format!("read /proc/self/smaps: {e}"))?;
-    let mut maps: Vec<Mapping> = Vec::new();
-    for line in text.lines() {
-        if let Some(m) = parse_header(line) {
-            maps.push(m);
-        } else if let (Some(flags), Some(last)) = (line.strip_prefix("VmFlags:"), maps.last_mut()) {
-            last.flags = flags.split_whitespace().map(str::to_owned).collect();
-        }
-    }
-    Ok(maps)
-}
-
-/// Parses `start-end perms offset dev inode [name]`.
-fn parse_header(line: &str) -> Option<Mapping> {
-    let mut parts = line.split_whitespace();
-    let (start, end) = parts.next()?.split_once('-')?;
-    let start = usize::from_str_radix(start, 16).ok()?;
-    let end = usize::from_str_radix(end, 16).ok()?;
-    let perms = parts.next()?;
-    if perms.len() != 4 || start >= end {
-        return None;
-    }
-    Some(Mapping {
-        start,
-        end,
-        perms: perms.to_owned(),
-        flags: Vec::new(),
-    })
-}
-
 /// The permissions (and flags) of the mapping that holds `address`.
 fn mapping_at(maps: &[Mapping], address: usize) -> Value {
-    match maps.iter().find(|m| (m.start..m.end).contains(&address)) {
-        Some(m) => json!({ "perms": m.perms, "flags": m.flags }),
+    match procfs::mapping_of(maps, address) {
+        Some(m) => json!({ "perms": m.perms, "flags": m.vm_flags }),
         None => json!({ "perms": "unmapped", "flags": [] }),
     }
 }
@@ -972,7 +913,7 @@ fn placement(buf: &LockedBuffer) -> Result<Value, String> {
     let data = buf.bytes().as_ptr() as usize;
     let first_page = data + len - len.div_ceil(page) * page;
     let end = data + len;
-    let maps = read_smaps()?;
+    let maps = procfs::read_smaps("self")?;
     Ok(json!({
         "len": len,
         "data_ends_at_page_end": end.is_multiple_of(page),
@@ -1041,25 +982,4 @@ fn scan_target() -> Result<Value, String> {
     std::hint::black_box(&control);
     std::hint::black_box(&sealed);
     Ok(json!({ "held": sealed.len() }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dev_numbers_split_major_and_minor() {
-        assert_eq!(dev_numbers(0x0803), (8, 3));
-        assert_eq!(dev_numbers((259 << 8) | 1), (259, 1));
-    }
-
-    #[test]
-    fn swap_on_an_unknown_device_is_not_called_encrypted() {
-        // procfs has an anonymous device number: no block device behind it.
-        let (safe, text) = classify_swap("/proc/self/status");
-        assert!(!safe, "{text}");
-        assert!(text.contains("not known to be encrypted"), "{text}");
-        let (safe, text) = classify_swap("/no/such/swapfile");
-        assert!(!safe && text.contains("cannot stat"), "{text}");
-    }
 }

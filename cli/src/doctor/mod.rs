@@ -8,22 +8,26 @@
 //! `memguard selftest <test>` (see [`crate::selftest`]) and judge the child
 //! from outside: how it died, what it printed, what its memory holds.
 //!
-//! This file is the same on every OS: the report, the children, and the
-//! checks every OS has (page size, crash handler, guard pages, frozen
-//! write, seal/open). Which rows an OS has, in which order, and the rows of
-//! its own are in [`crate::platform`] (one module per OS).
+//! This module is the same on every OS: the table's row type ([`Row`]), the
+//! run over the table, and the rows every OS has (page size, crash handler,
+//! guard pages, frozen write, seal/open). The report and its table are in
+//! `render`, the self-test children in [`crate::child`]. Which rows an OS
+//! has, in which order, and the rows of its own are its table,
+//! `platform::CHECKS` (one module per OS in [`crate::platform`]).
 
-use std::io::Read;
-use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
-use std::thread::JoinHandle;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
 
+mod render;
+use render::{render, Report, Summary};
+
+use crate::child::{last_line, run_child, ChildRun};
 use crate::platform;
 use crate::selftest::{self, ARMED, CONTROL_OK, SURVIVED};
-use crate::ui::{pad, print_report, wrap, Paint, Progress, Style};
+use crate::ui::{print_report, Progress};
 
 /// The longest any self-test child may run before it is killed.
 pub const CHILD_TIMEOUT: Duration = Duration::from_secs(15);
@@ -47,26 +51,6 @@ pub enum Outcome {
     Degraded,
     /// The protection does not hold.
     Failed,
-}
-
-impl Outcome {
-    fn word(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Info => "info",
-            Outcome::Degraded => "degraded",
-            Outcome::Failed => "failed",
-        }
-    }
-
-    fn paint(self) -> Paint {
-        match self {
-            Outcome::Ok => Paint::Green,
-            Outcome::Info => Paint::Dim,
-            Outcome::Degraded => Paint::Yellow,
-            Outcome::Failed => Paint::Red,
-        }
-    }
 }
 
 /// Whether a check reads the system or runs a self-test in a child.
@@ -133,26 +117,110 @@ impl Check {
     }
 }
 
-/// The whole report, as `--json` prints it.
-#[derive(Debug, Serialize)]
-struct Report {
-    memguard_version: &'static str,
-    /// The OS, kernel, machine, user, and what else the OS's module adds.
-    system: Value,
-    checks: Vec<Check>,
-    summary: Summary,
+/// How many child processes a row runs (its progress label says so).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runs {
+    /// None: it reads the system from this process.
+    Here,
+    /// One self-test child (or it is the row that first needs the
+    /// hardening child's report, see [`Context::hardening`]).
+    Child,
+    /// More than one.
+    Children,
 }
 
-#[derive(Debug, Serialize)]
-struct Summary {
-    ok: usize,
-    info: usize,
-    degraded: usize,
-    failed: usize,
-    /// True when no check failed (the exit status is then 0).
-    passed: bool,
-    elapsed_ms: u64,
+/// One row of the doctor's table of checks: the single place that says
+/// which checks there are, in which order, of which kind. The progress
+/// labels, the report's order and `memguard doctor --list` (which the CLI's tests
+/// read) are all derived from the table of the OS (`platform::CHECKS`).
+pub struct Row {
+    /// The check's name, stable across versions.
+    pub name: &'static str,
+    /// System check or self-test.
+    pub kind: Kind,
+    /// The children it runs.
+    pub runs: Runs,
+    /// Runs the check; it reports under `name` and `kind`.
+    pub check: fn(&mut Context) -> Check,
 }
+
+impl Row {
+    /// The progress line's label: the name, and the children it runs.
+    pub fn label(&self) -> String {
+        match self.runs {
+            Runs::Here => self.name.to_owned(),
+            Runs::Child => format!("{} (child)", self.name),
+            Runs::Children => format!("{} (children)", self.name),
+        }
+    }
+}
+
+/// What the rows of one run share.
+pub struct Context {
+    /// This machine's page size.
+    pub page: usize,
+    /// What this OS's rows read once, before any row runs (nothing on
+    /// Windows).
+    #[cfg_attr(windows, allow(dead_code))]
+    pub os: platform::Shared,
+    /// The hardening self-test's report, once a row has asked for it.
+    hardening: Option<Result<Value, String>>,
+}
+
+impl Context {
+    /// Reads what the rows share; runs no child.
+    pub fn read() -> Context {
+        Context {
+            page: platform::page_size(),
+            os: platform::shared(),
+            hardening: None,
+        }
+    }
+
+    /// The hardening self-test's report (the core limit, dumpable flag and
+    /// crash handler before and after the first allocation): the child
+    /// runs once, for the first row that asks.
+    pub fn hardening(&mut self) -> &Result<Value, String> {
+        self.hardening
+            .get_or_insert_with(|| run_child("hardening", &[]).and_then(ChildRun::result))
+    }
+}
+
+/// Row `page size` (every OS).
+pub const PAGE_SIZE: Row = Row {
+    name: "page size",
+    kind: Kind::System,
+    runs: Runs::Here,
+    check: |cx| page_size_check(cx.page),
+};
+/// Row `crash handler` (every OS).
+pub const CRASH_HANDLER: Row = Row {
+    name: "crash handler",
+    kind: Kind::SelfTest,
+    runs: Runs::Here,
+    check: |cx| crash_handler_check(cx.hardening()),
+};
+/// Row `guard pages` (every OS).
+pub const GUARD_PAGES: Row = Row {
+    name: "guard pages",
+    kind: Kind::SelfTest,
+    runs: Runs::Children,
+    check: |_| guard_pages_check(),
+};
+/// Row `frozen write` (every OS).
+pub const FROZEN_WRITE: Row = Row {
+    name: "frozen write",
+    kind: Kind::SelfTest,
+    runs: Runs::Child,
+    check: |_| frozen_write_check(),
+};
+/// Row `seal/open` (every OS).
+pub const SEAL_OPEN: Row = Row {
+    name: "seal/open",
+    kind: Kind::SelfTest,
+    runs: Runs::Child,
+    check: |_| seal_open_check(),
+};
 
 /// Runs every check, prints the table (or JSON) and returns 0 when no
 /// check failed, 1 otherwise.
@@ -161,18 +229,20 @@ pub fn run(json_output: bool) -> ExitCode {
     let mut progress = Progress::new(json_output);
     let system = platform::system_info();
 
-    let total = platform::CHECK_NAMES.len();
+    let total = platform::CHECKS.len();
     let mut checks = Vec::with_capacity(total);
-    // Shows `label` as the current step, then runs the check.
-    platform::checks(&mut |label: &str, check: &mut dyn FnMut() -> Check| {
-        progress.step(checks.len() + 1, total, label);
-        checks.push(check());
-    });
+    let mut cx = Context::read();
+    for (i, row) in platform::CHECKS.iter().enumerate() {
+        progress.step(i + 1, total, &row.label());
+        let check = (row.check)(&mut cx);
+        debug_assert_eq!(
+            (check.name, check.kind),
+            (row.name, row.kind),
+            "a row's check reports under the row's name and kind"
+        );
+        checks.push(check);
+    }
     progress.finish();
-    debug_assert_eq!(
-        checks.iter().map(|c| c.name).collect::<Vec<_>>(),
-        platform::CHECK_NAMES
-    );
 
     let count = |o: Outcome| checks.iter().filter(|c| c.result == o).count();
     let summary = Summary {
@@ -198,91 +268,16 @@ pub fn run(json_output: bool) -> ExitCode {
     }
 }
 
-/// The table.
-fn render(report: &Report, style: Style) -> String {
-    let name_w = report
-        .checks
+/// Prints the table of checks of this OS as JSON, one object a row:
+/// `{name, kind, label}` (`memguard doctor --list`, hidden: the CLI's tests
+/// take their expectations from it).
+pub fn list() -> ExitCode {
+    let rows: Vec<Value> = platform::CHECKS
         .iter()
-        .map(|c| c.name.len())
-        .max()
-        .unwrap_or(5)
-        .max(5);
-    let result_w = 8;
-    let indent = name_w + 2 + result_w + 2;
-    let text_w = style.width.map(|w| w.saturating_sub(indent).max(30));
-    let blank = " ".repeat(indent);
-    let sys = &report.system;
-    let field = |k: &str| sys[k].as_str().unwrap_or("?").to_string();
-    let mut s = String::new();
-    s.push_str(&style.paint(
-        Paint::Bold,
-        &format!(
-            "memguard doctor: memguard {} on {} {} {}, {}",
-            report.memguard_version,
-            platform::OS,
-            field("kernel"),
-            field("machine"),
-            field("user")
-        ),
-    ));
-    s.push_str("\n\n");
-    s.push_str(&style.paint(
-        Paint::Bold,
-        &format!(
-            "{}  {}  EVIDENCE",
-            pad("CHECK", name_w),
-            pad("RESULT", result_w)
-        ),
-    ));
-    s.push('\n');
-    let mut last_kind = Kind::System;
-    for c in &report.checks {
-        if c.kind != last_kind {
-            last_kind = c.kind;
-            s.push_str(&style.paint(Paint::Dim, "  (self-tests, each in a child process)"));
-            s.push('\n');
-        }
-        let evidence = wrap(&c.evidence, text_w);
-        for (i, line) in evidence.iter().enumerate() {
-            if i == 0 {
-                s.push_str(&pad(c.name, name_w));
-                s.push_str("  ");
-                s.push_str(&style.paint(c.result.paint(), &pad(c.result.word(), result_w)));
-                s.push_str("  ");
-            } else {
-                s.push_str(&blank);
-            }
-            s.push_str(line);
-            s.push('\n');
-        }
-        if let Some(fix) = &c.fix {
-            let text = format!("fix: {fix}");
-            for line in wrap(&text, text_w) {
-                s.push_str(&blank);
-                s.push_str(&style.paint(Paint::Cyan, &line));
-                s.push('\n');
-            }
-        }
-    }
-    let sum = &report.summary;
-    s.push('\n');
-    let verdict = if sum.failed > 0 {
-        style.paint(Paint::Red, "FAILED")
-    } else if sum.degraded > 0 {
-        style.paint(Paint::Yellow, "usable, with degraded protections")
-    } else {
-        style.paint(Paint::Green, "all protections hold")
-    };
-    s.push_str(&format!(
-        "{} checks: {} ok, {} info, {} degraded, {} failed, in {:.2} s: {verdict}\n",
-        report.checks.len(),
-        sum.ok,
-        sum.info,
-        sum.degraded,
-        sum.failed,
-        sum.elapsed_ms as f64 / 1000.0
-    ));
-    s
+        .map(|r| serde_json::json!({ "name": r.name, "kind": r.kind, "label": r.label() }))
+        .collect();
+    println!("{}", Value::Array(rows));
+    ExitCode::SUCCESS
 }
 
 // ---------------------------------------------------------------------------
@@ -302,7 +297,7 @@ pub fn size(bytes: u64) -> String {
 }
 
 /// The `page size` check: informational.
-pub fn page_size_check(page: usize) -> Check {
+fn page_size_check(page: usize) -> Check {
     Check::ok(
         "page size",
         Kind::System,
@@ -326,7 +321,7 @@ pub fn hardening_failed(name: &'static str, kind: Kind, prefix: &str, why: &str)
 }
 
 /// The `crash handler` check: `crash_handler_installed()` in a child after its first allocation.
-pub fn crash_handler_check(hardening: &Result<Value, String>) -> Check {
+fn crash_handler_check(hardening: &Result<Value, String>) -> Check {
     let name = "crash handler";
     match hardening {
         Ok(h) if h["after"]["crash_handler"].as_bool() == Some(true) => Check::ok(
@@ -351,117 +346,6 @@ pub fn crash_handler_check(hardening: &Result<Value, String>) -> Check {
         .fix_failure(),
         Err(e) => hardening_failed(name, Kind::SelfTest, "", e),
     }
-}
-
-// ---------------------------------------------------------------------------
-// Children
-// ---------------------------------------------------------------------------
-
-/// How a self-test child ended and what it printed.
-pub struct ChildRun {
-    pub status: ExitStatus,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl ChildRun {
-    fn marked(&self, marker: &str) -> bool {
-        self.stdout.lines().any(|l| {
-            l.strip_prefix("MARK ")
-                .is_some_and(|m| m.starts_with(marker))
-        })
-    }
-
-    /// How it ended, in words.
-    pub fn ending(&self) -> String {
-        platform::ending(&self.status)
-    }
-
-    /// The JSON on its `RESULT` line, if it exited 0 with one.
-    pub fn result(self) -> Result<Value, String> {
-        let line = self
-            .stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("RESULT "))
-            .map(str::to_owned);
-        match (self.status.success(), line) {
-            (true, Some(line)) => {
-                serde_json::from_str(&line).map_err(|e| format!("bad RESULT line: {e}"))
-            }
-            _ => Err(format!(
-                "the child {}: {}",
-                self.ending(),
-                last_line(&self.stderr).unwrap_or("no message")
-            )),
-        }
-    }
-}
-
-/// The last non-blank line of `text`.
-pub fn last_line(text: &str) -> Option<&str> {
-    text.lines().rev().find(|l| !l.trim().is_empty())
-}
-
-/// The command that runs self-test `test` in a child.
-pub fn selftest_command(test: &str, extra: &[&str]) -> Result<Command, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("selftest")
-        .arg(test)
-        .args(extra)
-        .env("RUST_BACKTRACE", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    Ok(cmd)
-}
-
-/// Reads a pipe to the end on a thread of its own.
-pub fn drain(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(mut p) = pipe {
-            let _ = p.read_to_end(&mut bytes);
-        }
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
-}
-
-/// Waits for `child` until `deadline`; kills it after that.
-pub fn wait_until(child: &mut Child, deadline: Instant) -> Result<ExitStatus, String> {
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Ok(status),
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "the child was still running after {} s and was killed",
-                    CHILD_TIMEOUT.as_secs()
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-            Err(e) => return Err(format!("waiting for the child: {e}")),
-        }
-    }
-}
-
-/// Runs `memguard selftest <test> <extra...>` with no input and collects
-/// what it printed and how it ended.
-pub fn run_child(test: &str, extra: &[&str]) -> Result<ChildRun, String> {
-    let mut child = selftest_command(test, extra)?
-        .stdin(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start a child: {e}"))?;
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let status = wait_until(&mut child, Instant::now() + CHILD_TIMEOUT);
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    Ok(ChildRun {
-        status: status?,
-        stdout,
-        stderr,
-    })
 }
 
 /// Runs a child that must die of an access violation (SIGSEGV;
@@ -494,7 +378,7 @@ fn expect_fault(test: &str) -> Result<(), String> {
 }
 
 /// The `guard pages` check: writes just past either end of a buffer must kill the child.
-pub fn guard_pages_check() -> Check {
+fn guard_pages_check() -> Check {
     let name = "guard pages";
     let over = expect_fault("guard-overflow");
     let under = expect_fault("guard-underflow");
@@ -523,7 +407,7 @@ pub fn guard_pages_check() -> Check {
 }
 
 /// The `frozen write` check: a write to a frozen buffer must kill the child.
-pub fn frozen_write_check() -> Check {
+fn frozen_write_check() -> Check {
     let name = "frozen write";
     match expect_fault("frozen-write") {
         Ok(()) => Check::ok(
@@ -540,7 +424,7 @@ pub fn frozen_write_check() -> Check {
 }
 
 /// The `seal/open` check: the steps of a seal/open round trip in a child.
-pub fn seal_open_check() -> Check {
+fn seal_open_check() -> Check {
     let name = "seal/open";
     let v = match run_child("seal-open", &[]).and_then(ChildRun::result) {
         Ok(v) => v,
@@ -588,6 +472,38 @@ pub fn selftest(test: selftest::Test, unhardened: bool) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_names_each_row_once_and_labels_say_what_runs() {
+        let names: Vec<&str> = platform::CHECKS.iter().map(|r| r.name).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "a row twice: {names:?}");
+        for row in platform::CHECKS {
+            let label = row.label();
+            assert!(label.starts_with(row.name), "{label}");
+            assert_eq!(
+                label.ends_with("(child)"),
+                row.runs == Runs::Child,
+                "{label}"
+            );
+            assert_eq!(
+                label.ends_with("(children)"),
+                row.runs == Runs::Children,
+                "{label}"
+            );
+        }
+        // Self-tests come after every system check (the table prints one
+        // heading between them).
+        let first_self_test = platform::CHECKS
+            .iter()
+            .position(|r| r.kind == Kind::SelfTest)
+            .expect("self-tests");
+        assert!(platform::CHECKS[first_self_test..]
+            .iter()
+            .all(|r| r.kind == Kind::SelfTest));
+    }
 
     #[test]
     fn sizes() {
