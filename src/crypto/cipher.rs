@@ -41,6 +41,12 @@ pub(crate) struct MessageCipher {
 
 impl MessageCipher {
     /// Keys the cipher for one message under `key` and `nonce`.
+    ///
+    /// Never inlined: its stack frame (keystream blocks, the one-time
+    /// Poly1305 key, partial blocks) must lie below its caller's, where the
+    /// caller's [`scrub_stack`](crate::mem::scrub_stack) overwrites it; an
+    /// inlined frame would be the caller's own, which no scrub reaches.
+    #[inline(never)]
     pub(crate) fn new(key: &[u8; KEY_LEN], nonce: &[u8; NONCE_LEN]) -> MessageCipher {
         MessageCipher::with_path(key, nonce, keystream::best())
     }
@@ -92,6 +98,12 @@ impl MessageCipher {
     ///
     /// # Panics
     /// When the lengths differ: a bug in the caller, never a data error.
+    ///
+    /// Never inlined: its stack frame (keystream blocks, the one-time
+    /// Poly1305 key, partial blocks) must lie below its caller's, where the
+    /// caller's [`scrub_stack`](crate::mem::scrub_stack) overwrites it; an
+    /// inlined frame would be the caller's own, which no scrub reaches.
+    #[inline(never)]
     pub(crate) fn seal(self, plaintext: &[u8], ciphertext: &mut [u8]) -> [u8; TAG_LEN] {
         assert_eq!(
             plaintext.len(),
@@ -130,6 +142,12 @@ impl MessageCipher {
     /// into `plaintext` (nothing before `offset` is decrypted). On a
     /// mismatch, or a range outside the ciphertext, `plaintext` is not
     /// touched.
+    ///
+    /// Never inlined: its stack frame (keystream blocks, the one-time
+    /// Poly1305 key, partial blocks) must lie below its caller's, where the
+    /// caller's [`scrub_stack`](crate::mem::scrub_stack) overwrites it; an
+    /// inlined frame would be the caller's own, which no scrub reaches.
+    #[inline(never)]
     pub(crate) fn open_range(
         self,
         ciphertext: &[u8],

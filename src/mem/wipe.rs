@@ -3,10 +3,11 @@
 /// Overwrites `buf` with zeros, in a way the optimiser cannot elide.
 ///
 /// The zeros are written with an ordinary (vectorised) fill, then the
-/// buffer's address is handed to an empty inline-assembly block that the
-/// compiler must assume reads the memory. The stores therefore have to
-/// happen, even when `buf` is never read again: the same technique as
-/// glibc's `explicit_bzero`, at `memset` speed.
+/// buffer is handed to [`zeroize::optimization_barrier`], an empty
+/// inline-assembly block that the compiler must assume reads the memory.
+/// The stores therefore have to happen, even when `buf` is never read
+/// again: the technique of glibc's `explicit_bzero`, at `memset` speed
+/// (zeroize's own `Zeroize for [u8]` writes byte by byte, volatile).
 ///
 /// ```
 /// let mut password = *b"hunter2";
@@ -15,7 +16,7 @@
 /// ```
 pub fn wipe_bytes(buf: &mut [u8]) {
     buf.fill(0);
-    observe(buf.as_ptr());
+    zeroize::optimization_barrier(buf);
 }
 
 /// Bytes of stack [`scrub_stack`] overwrites.
@@ -25,48 +26,12 @@ const SCRUB: usize = 4096;
 ///
 /// Called right after a cipher operation returns: the cipher's own frames
 /// (keystream blocks, a partial block of plaintext) lay in the stack space
-/// this function's frame now occupies, and nothing else wipes them.
-#[inline(never)]
+/// this function's frame now occupies, and nothing else wipes them. The
+/// cipher's entry points are `#[inline(never)]` for that reason (see
+/// `crypto::cipher`); tests/outside.rs's `no_plaintext_left_behind_*` scan
+/// a child's whole memory, stacks included, after it sealed and opened.
 pub(crate) fn scrub_stack() {
-    let mut area = [0xffu8; SCRUB];
-    wipe_bytes(std::hint::black_box(&mut area));
-}
-
-/// Tells the compiler that the memory behind `ptr` is read here.
-#[inline(always)]
-fn observe(ptr: *const u8) {
-    #[cfg(all(
-        not(miri),
-        any(
-            target_arch = "x86",
-            target_arch = "x86_64",
-            target_arch = "arm",
-            target_arch = "aarch64",
-            target_arch = "riscv64",
-            target_arch = "loongarch64"
-        )
-    ))]
-    // SAFETY: the assembly is empty: it reads no register but the one that
-    // holds the pointer, writes nothing and touches no stack. It exists only
-    // so the compiler must assume the buffer is read after the fill.
-    unsafe {
-        std::arch::asm!("/* {0} */", in(reg) ptr, options(nostack, readonly, preserves_flags));
-    }
-    #[cfg(any(
-        miri,
-        not(any(
-            target_arch = "x86",
-            target_arch = "x86_64",
-            target_arch = "arm",
-            target_arch = "aarch64",
-            target_arch = "riscv64",
-            target_arch = "loongarch64"
-        ))
-    ))]
-    {
-        std::hint::black_box(ptr);
-        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
-    }
+    zeroize::zeroize_stack::<SCRUB>();
 }
 
 #[cfg(test)]
