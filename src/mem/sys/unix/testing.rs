@@ -89,3 +89,27 @@ impl SharedLibrary {
         NonNull::new(unsafe { libc::dlsym(self.0, name.as_ptr()) })
     }
 }
+
+/// Whether [`stack_below`] can read the stack here.
+pub(crate) const CAN_READ_STACK: bool = true;
+
+/// Copies into `out` the `out.len()` bytes of this thread's stack that lie
+/// below this function's own frame: where the frames of the calls the
+/// caller made last were, and what a stack scrub should have overwritten.
+/// Calls nothing while it copies (volatile byte reads, no `memcpy`), so
+/// that no frame of its own lands in the range first.
+#[inline(never)]
+pub(crate) fn stack_below(out: &mut [u8]) {
+    let marker = 0u8;
+    let top = std::hint::black_box(&marker as *const u8) as usize;
+    // Past the red zone (128 bytes on x86_64) and this frame's own spills.
+    let start = top - 512 - out.len();
+    for (i, b) in out.iter_mut().enumerate() {
+        // SAFETY: the range is this thread's own stack, below the current
+        // frame: mapped (the caller's deeper calls just used it; the stack
+        // tests read at most 96 KiB of an 8 MiB main or 2 MiB test-thread
+        // stack) and written by no one while this function runs (no
+        // signal handler in the tests writes there).
+        *b = unsafe { std::ptr::read_volatile((start + i) as *const u8) };
+    }
+}
