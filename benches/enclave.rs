@@ -103,7 +103,7 @@ mod salsa20;
 // `cargo clippy --all-targets` builds this file with cfg(test), and with it
 // the keystream's test modules, whose libsodium comparison loads the library
 // through `crate::mem::sys::testing`: here, the platform layer's stand-in
-// that loads nothing.
+// that loads nothing (and reads no stack: the stack-scrub test returns).
 #[cfg(test)]
 #[allow(dead_code)]
 #[path = "../src/mem/sys/nofork_testing.rs"]
@@ -113,7 +113,12 @@ mod mem {
     pub(crate) mod sys {
         pub(crate) use crate::nofork_testing as testing;
     }
+    pub(crate) use crate::wipe::scrub_stack;
 }
+#[cfg(test)]
+#[allow(dead_code, unused_imports)]
+#[path = "../src/mem/wipe.rs"]
+mod wipe;
 
 const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;
