@@ -114,7 +114,8 @@ pub use crypto::scramble_bytes;
 pub use enclave::Enclave;
 pub use error::{Error, Result};
 pub use mem::{
-    crash_handler_installed, disable_process_hardening, is_process_hardened, set_spare_limit,
+    crash_handler_installed, disable_process_hardening, is_process_hardened, memory_backend,
+    memory_backend_reason, set_memory_backend, set_spare_limit, MemoryBackend,
     simulate_kernel_without_wipe_on_fork, spare_limit, spare_mappings, wipe_bytes, Protections,
     Ref, RefMut,
 };

@@ -12,6 +12,7 @@ mod crash_table;
 mod fork;
 mod harden;
 mod layout;
+mod memory_backend;
 mod protections;
 mod reference;
 mod reference_mut;
@@ -26,6 +27,7 @@ use sys::Os;
 
 pub(crate) use corruption::{report_and_abort, set_wipe_all, CanaryCorruption};
 pub use harden::{disable_process_hardening, is_process_hardened};
+pub use memory_backend::{memory_backend, memory_backend_reason, set_memory_backend, MemoryBackend};
 pub use protections::Protections;
 pub use reference::Ref;
 pub use reference_mut::RefMut;
