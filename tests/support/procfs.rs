@@ -47,3 +47,12 @@ pub fn perms(addr: usize) -> Option<String> {
 pub fn is_mapped(addr: usize) -> bool {
     perms(addr).is_some()
 }
+
+/// The permissions `/proc/self/maps` shows for a buffer's data pages with
+/// access `rwx` (`"rw-"`, `"r--"`, `"---"`): a shared mapping (`s`) when
+/// they are secret memory (a `memfd_secret` file can only be mapped shared),
+/// a private one (`p`) otherwise.
+pub fn data_perms(rwx: &str) -> String {
+    let shared = memguard::memory_backend() == memguard::MemoryBackend::SecretMemory;
+    format!("{rwx}{}", if shared { 's' } else { 'p' })
+}
