@@ -46,6 +46,7 @@ pub(crate) fn decision() -> &'static Decision {
 }
 
 /// Whether mappings come from secret memory (decides if not yet).
+#[cfg_attr(not(all(unix, not(miri))), allow(dead_code))] // only Unix maps secret memory
 pub(crate) fn secret() -> bool {
     decision().backend == MemoryBackend::SecretMemory
 }

@@ -426,9 +426,53 @@ pub(super) unsafe fn free(base: NonNull<u8>, len: usize, page: usize) -> bool {
     true
 }
 
-/// Open arena files and pieces mapped now, for tests.
+
 #[cfg(test)]
-pub(crate) fn counts() -> (usize, usize) {
-    let pool = pool();
-    (pool.arenas.len(), pool.pieces.len())
+mod tests {
+    use super::*;
+
+    /// An arena for the bookkeeping alone (the descriptor is never used).
+    fn arena(size: usize) -> Arena {
+        Arena::new(i32::MAX, size, false)
+    }
+
+    #[test]
+    fn offsets_are_handed_out_once_and_reused_first_fit() {
+        let mut a = arena(8);
+        assert_eq!(a.take(2), Some((0, false)));
+        assert_eq!(a.take(2), Some((2, false)));
+        assert_eq!(a.take(2), Some((4, false)));
+        a.give_back(2, 2);
+        // A freed range is reused (its pages were used), before fresh space.
+        assert_eq!(a.take(1), Some((2, true)));
+        assert_eq!(a.take(1), Some((3, true)));
+        assert_eq!(a.take(2), Some((6, false)));
+        assert_eq!(a.take(1), None, "full");
+    }
+
+    #[test]
+    fn freed_neighbours_merge() {
+        let mut a = arena(6);
+        for expect in [0, 2, 4] {
+            assert_eq!(a.take(2), Some((expect, false)));
+        }
+        a.give_back(0, 2);
+        a.give_back(4, 2);
+        a.give_back(2, 2);
+        assert_eq!(a.free, vec![(0, 6)]);
+        assert_eq!(a.take(6), Some((0, true)));
+    }
+
+    #[test]
+    fn a_closed_arena_hands_out_nothing() {
+        let mut a = Arena::new(-1, 8, false);
+        assert_eq!(a.take(1), None);
+    }
+
+    #[test]
+    fn why_not_names_the_cause_and_the_fix() {
+        assert!(why_not(Errno::NOSYS).contains("secretmem.enable=0"));
+        assert!(why_not(Errno::PERM).contains("seccomp"));
+        assert!(why_not(Errno::NOMEM).contains("resources"));
+    }
 }
