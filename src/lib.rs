@@ -115,9 +115,9 @@ pub use enclave::Enclave;
 pub use error::{Error, Result};
 pub use mem::{
     crash_handler_installed, disable_process_hardening, is_process_hardened, memory_backend,
-    memory_backend_reason, set_memory_backend, set_spare_limit, MemoryBackend,
-    simulate_kernel_without_wipe_on_fork, spare_limit, spare_mappings, wipe_bytes, Protections,
-    Ref, RefMut,
+    memory_backend_reason, set_memory_backend, set_spare_limit,
+    simulate_kernel_without_wipe_on_fork, spare_limit, spare_mappings, wipe_bytes, MemoryBackend,
+    Protections, Ref, RefMut,
 };
 pub use session::{live_buffers, purge, safe_exit, safe_panic};
 pub use signals::{catch_interrupt, catch_signal, catch_signals, Signal, TERMINATING_SIGNALS};

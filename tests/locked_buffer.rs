@@ -292,9 +292,8 @@ fn page_size_and_protections_are_reported() {
     // kept out of children with MADV_DONTFORK instead.
     #[cfg(target_os = "linux")]
     if memguard::memory_backend() == memguard::MemoryBackend::SecretMemory {
-        let secret = Protections::OUT_OF_DUMPS
-            | Protections::ABSENT_IN_FORKS
-            | Protections::SECRET_MEMORY;
+        let secret =
+            Protections::OUT_OF_DUMPS | Protections::ABSENT_IN_FORKS | Protections::SECRET_MEMORY;
         assert!(got.contains(secret), "{got}");
         assert!(!buf.wipes_on_fork());
     } else {

@@ -87,11 +87,7 @@ fn the_default_is_secret_memory_where_the_system_has_it() {
             mark("DEFAULT-OK");
         }
         Role::Parent => {
-            let out = support::run_child_with(
-                TEST,
-                &format!("{TEST}/main"),
-                &[(ENV, "")],
-            );
+            let out = support::run_child_with(TEST, &format!("{TEST}/main"), &[(ENV, "")]);
             assert!(
                 out.status.success() && stdout(&out).contains("DEFAULT-OK"),
                 "{}",
@@ -194,11 +190,22 @@ fn a_forked_child_neither_sees_nor_changes_secret_memory() {
                 0
             });
             let said = String::from_utf8(child.read_all()).expect("text");
-            assert_eq!(child.wait(Duration::from_secs(20)), Ended::Exited(0), "{said}");
+            assert_eq!(
+                child.wait(Duration::from_secs(20)),
+                Ended::Exited(0),
+                "{said}"
+            );
             assert_eq!(said, "absent=true fds=0 own=true,true dead=true");
-            assert!(buf.bytes().iter().all(|&b| b == 0xA5), "parent's bytes changed");
+            assert!(
+                buf.bytes().iter().all(|&b| b == 0xA5),
+                "parent's bytes changed"
+            );
             // Still the parent's shared mapping of the secret file.
-            assert!(perms(data).is_some_and(|p| p.ends_with('s')), "{:?}", perms(data));
+            assert!(
+                perms(data).is_some_and(|p| p.ends_with('s')),
+                "{:?}",
+                perms(data)
+            );
             mark("FORK-OK");
         }
         Role::Parent => expect_ok(TEST, "FORK-OK"),
@@ -266,7 +273,10 @@ fn secret_memory_counts_against_the_lock_limit() {
                     Ok(b) => held.push(b),
                     Err(e) => break e,
                 }
-                assert!(held.len() <= LIMIT / 4096, "more buffers than the limit allows");
+                assert!(
+                    held.len() <= LIMIT / 4096,
+                    "more buffers than the limit allows"
+                );
             };
             match &err {
                 Error::MemoryLock { limit, .. } => assert_eq!(*limit, Some(LIMIT as u64)),

@@ -608,8 +608,14 @@ fn check_buffer_mappings(
         // Secret memory: a mapping of the kernel's secretmem file, locked
         // by the kernel (VM_LOCKED) but faulted in on first touch, as mlock
         // (which would populate it) refuses it.
-        assert_eq!(data.name, "/secretmem (deleted)", "{ctx}: not secret memory");
-        assert!(data.has_flag("sh"), "{ctx}: secret memory is a shared mapping");
+        assert_eq!(
+            data.name, "/secretmem (deleted)",
+            "{ctx}: not secret memory"
+        );
+        assert!(
+            data.has_flag("sh"),
+            "{ctx}: secret memory is a shared mapping"
+        );
         assert_eq!(
             data.bytes("Locked"),
             data.bytes("Rss"),
@@ -676,11 +682,29 @@ fn smaps_shows_locked_undumped_fork_wiped_data_between_guard_pages() {
             {
                 let (me, other) = (placed[i], [placed[1 - i]]);
                 let wf = buf.wipes_on_fork();
-                check_buffer_mappings(me, &other, &data_perms("rw-"), wf, &format!("{name} mutable"));
+                check_buffer_mappings(
+                    me,
+                    &other,
+                    &data_perms("rw-"),
+                    wf,
+                    &format!("{name} mutable"),
+                );
                 buf.freeze().expect("freeze");
-                check_buffer_mappings(me, &other, &data_perms("r--"), wf, &format!("{name} frozen"));
+                check_buffer_mappings(
+                    me,
+                    &other,
+                    &data_perms("r--"),
+                    wf,
+                    &format!("{name} frozen"),
+                );
                 buf.melt().expect("melt");
-                check_buffer_mappings(me, &other, &data_perms("rw-"), wf, &format!("{name} melted"));
+                check_buffer_mappings(
+                    me,
+                    &other,
+                    &data_perms("rw-"),
+                    wf,
+                    &format!("{name} melted"),
+                );
                 mark(&format!("SMAPS-OK {name} wipes_on_fork={wf}"));
             }
             // Buffers made back to back are likely to sit next to each other,
@@ -703,8 +727,13 @@ fn smaps_shows_locked_undumped_fork_wiped_data_between_guard_pages() {
                     .map(|(_, p)| *p)
                     .collect();
                 let wf = many[i].wipes_on_fork();
-                shared +=
-                    check_buffer_mappings(*me, &others, &data_perms("rw-"), wf, &format!("buffer {i} of 8"));
+                shared += check_buffer_mappings(
+                    *me,
+                    &others,
+                    &data_perms("rw-"),
+                    wf,
+                    &format!("buffer {i} of 8"),
+                );
             }
             mark(&format!(
                 "SMAPS-OK 8 buffers, {shared} guard pages shown merged with a neighbour's"

@@ -165,7 +165,11 @@ fn a_buffer_destroyed_after_a_purge_is_unmapped_not_kept() {
             let addr = data_page(&buf);
             let guard = buf.bytes();
             memguard::purge();
-            assert_eq!(perms(addr).as_deref(), Some(&*data_perms("rw-")), "a guard holds it");
+            assert_eq!(
+                perms(addr).as_deref(),
+                Some(&*data_perms("rw-")),
+                "a guard holds it"
+            );
             drop(guard);
             assert_eq!(perms(addr), None, "unmapped when the guard goes");
             assert_eq!(memguard::spare_mappings(), 0);

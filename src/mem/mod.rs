@@ -27,7 +27,9 @@ use sys::Os;
 
 pub(crate) use corruption::{report_and_abort, set_wipe_all, CanaryCorruption};
 pub use harden::{disable_process_hardening, is_process_hardened};
-pub use memory_backend::{memory_backend, memory_backend_reason, set_memory_backend, MemoryBackend};
+pub use memory_backend::{
+    memory_backend, memory_backend_reason, set_memory_backend, MemoryBackend,
+};
 pub use protections::Protections;
 pub use reference::Ref;
 pub use reference_mut::RefMut;

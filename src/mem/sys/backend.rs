@@ -104,8 +104,7 @@ fn decide() -> Decision {
                 probe("secret memory, the default where the system has it")
             }
             Ok(other) => {
-                let (backend, reason) =
-                    probe("secret memory, the default where the system has it");
+                let (backend, reason) = probe("secret memory, the default where the system has it");
                 (
                     backend,
                     format!(

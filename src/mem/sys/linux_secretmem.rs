@@ -362,7 +362,11 @@ pub(super) fn allocate(len: usize, page: usize) -> Result<*mut c_void> {
         unsafe { mm::madvise(data as *mut c_void, inner, Advice::LinuxDontFork) }.err()
     };
     if let Some(e) = failed {
-        let piece = Piece { arena, offset, len: inner };
+        let piece = Piece {
+            arena,
+            offset,
+            len: inner,
+        };
         pool.give_back(&piece);
         drop(pool);
         unmap(base, len);
@@ -384,7 +388,11 @@ pub(super) fn allocate(len: usize, page: usize) -> Result<*mut c_void> {
         // SAFETY: the piece just mapped; nothing references it.
         let sealed = unsafe { mm::mprotect(data as *mut c_void, inner, MprotectFlags::empty()) };
         if let Err(e) = sealed {
-            let piece = Piece { arena, offset, len: inner };
+            let piece = Piece {
+                arena,
+                offset,
+                len: inner,
+            };
             pool.give_back(&piece);
             drop(pool);
             unmap(base, len);
@@ -425,7 +433,6 @@ pub(super) unsafe fn free(base: NonNull<u8>, len: usize, page: usize) -> bool {
     pool.give_back(&piece);
     true
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -146,9 +146,11 @@ impl Pages for Windows {
     }
 
     fn probe_secret_memory() -> std::result::Result<String, String> {
-        Err("Windows has no secret memory (memory out of the kernel's reach is Linux's \
+        Err(
+            "Windows has no secret memory (memory out of the kernel's reach is Linux's \
              memfd_secret)"
-            .to_owned())
+                .to_owned(),
+        )
     }
 
     fn allocate(len: usize) -> Result<NonNull<u8>> {

@@ -20,9 +20,9 @@ use rustix::io::Errno;
 use rustix::mm::{self, MprotectFlags};
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 
-use super::os;
 #[cfg(target_os = "linux")]
 use super::linux_secretmem as secret;
+use super::os;
 #[cfg(not(target_os = "linux"))]
 #[path = "no_secret.rs"]
 mod secret;
