@@ -115,7 +115,7 @@ pub use enclave::Enclave;
 pub use error::{Error, Result};
 pub use mem::{
     crash_handler_installed, disable_process_hardening, is_process_hardened, memory_backend,
-    memory_backend_reason, set_memory_backend, set_spare_limit,
+    memory_backend_reason, set_memory_backend, set_no_access_between_uses, set_spare_limit,
     simulate_kernel_without_wipe_on_fork, spare_limit, spare_mappings, wipe_bytes, MemoryBackend,
     Protections, Ref, RefMut,
 };
