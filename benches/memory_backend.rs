@@ -17,6 +17,9 @@
 //! - `backend/fresh/{secret_memory,anonymous}/65536`: a 64 KiB buffer,
 //!   fresh every time (the pages are touched, so secret memory pays its
 //!   page faults, where `mlock` populates anonymous memory at once).
+//! - `backend/borrow/{open,sealed}_<backend>`: one read guard of a 32-byte
+//!   buffer taken and dropped, reading the first byte, without and with "no
+//!   access between uses" (the sealed one pays two `mprotect`s per borrow).
 //!
 //! Without secret memory on the machine, the first process is anonymous too
 //! and the second half is skipped; it says so.
@@ -55,6 +58,16 @@ fn backend(c: &mut Criterion, name: &str) {
                 drop(black_box(buf));
             });
             memguard::set_spare_limit(spares);
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("backend/borrow");
+    for sealed in [false, true] {
+        let label = format!("{}_{name}", if sealed { "sealed" } else { "open" });
+        group.bench_function(label, |b| {
+            let buf = LockedBuffer::random(32).expect("new");
+            buf.set_no_access_between_uses(sealed).expect("seal");
+            b.iter(|| black_box(buf.bytes()[0]));
         });
     }
     group.finish();
