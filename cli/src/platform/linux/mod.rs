@@ -624,7 +624,15 @@ fn smaps_problems(p: &Value, frozen: bool, what: &str) -> Vec<String> {
             ));
         }
     }
-    let want = if frozen { "r--p" } else { "rw-p" };
+    // Secret memory (memfd_secret) can only be mapped shared: `s`. The
+    // child decides its backend as this process did (same environment).
+    let shared = memguard::memory_backend() == memguard::MemoryBackend::SecretMemory;
+    let want = match (frozen, shared) {
+        (true, true) => "r--s",
+        (false, true) => "rw-s",
+        (true, false) => "r--p",
+        (false, false) => "rw-p",
+    };
     if p["data"]["perms"] != want {
         problems.push(format!(
             "{what}: data pages are {} instead of {want}",
@@ -691,10 +699,15 @@ fn smaps_check() -> Check {
             name,
             Kind::SelfTest,
             format!(
-                "{} buffers in /proc/self/smaps: data pages rw-p (r--p when frozen) with \
+                "{} buffers in /proc/self/smaps: data pages {} with \
                  VmFlags {flags} (locked, not dumped, {}), a ---p guard page on each side, data \
                  ending at the trailing guard",
                 lens.join(" and "),
+                if memguard::memory_backend() == memguard::MemoryBackend::SecretMemory {
+                    "rw-s (r--s when frozen: a shared mapping of the secret-memory file)"
+                } else {
+                    "rw-p (r--p when frozen)"
+                },
                 if flags.contains("wf") {
                     "wiped on fork"
                 } else {
