@@ -67,6 +67,10 @@ impl Seal {
         let access = if on { Access::None } else { open };
         // SAFETY: the caller's contract: our data pages, no reference alive.
         unsafe { Os::protect(pages, len, access) }?;
+        if !on {
+            // SAFETY: as above; the pages are accessible again.
+            unsafe { relock(pages, len) }?;
+        }
         self.on.store(on, Ordering::Release);
         Ok(())
     }
@@ -91,6 +95,8 @@ impl Seal {
         if *open == 0 {
             // SAFETY: the caller's contract.
             unsafe { Os::protect(pages, len, access) }?;
+            // SAFETY: as above; the pages are accessible now.
+            unsafe { relock(pages, len) }?;
         }
         *open += 1;
         Ok(())
@@ -114,4 +120,17 @@ impl Seal {
             let _ = unsafe { Os::protect(pages, len, Access::None) };
         }
     }
+}
+
+/// Locks the pages again where making them inaccessible unlocked them
+/// (Windows: `PAGE_NOACCESS` drops the `VirtualLock`); nothing elsewhere.
+///
+/// # Safety
+/// `pages` (`len` bytes) must be a region's data pages, accessible.
+unsafe fn relock(pages: NonNull<u8>, len: usize) -> Result<()> {
+    if Os::NO_ACCESS_UNLOCKS {
+        // SAFETY: the caller's contract.
+        unsafe { Os::lock(pages, len) }?;
+    }
+    Ok(())
 }
