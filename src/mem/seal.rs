@@ -96,7 +96,11 @@ impl Seal {
             // SAFETY: the caller's contract.
             unsafe { Os::protect(pages, len, access) }?;
             // SAFETY: as above; the pages are accessible now.
-            unsafe { relock(pages, len) }?;
+            if let Err(e) = unsafe { relock(pages, len) } {
+                // SAFETY: as above; no guard uses them (this one failed).
+                let _ = unsafe { Os::protect(pages, len, Access::None) };
+                return Err(e);
+            }
         }
         *open += 1;
         Ok(())
