@@ -149,6 +149,23 @@ pub enum Error {
     #[error("process hardening was already applied; call disable_process_hardening() before any other memguard function")]
     HardeningAlreadyApplied,
 
+    /// The memory backend was already decided (on the first allocation, or by
+    /// an earlier call); [`set_memory_backend`](crate::set_memory_backend)
+    /// must come before any allocation.
+    #[error("the memory backend is already decided ({current}); call set_memory_backend() before any other memguard function")]
+    MemoryBackendAlreadyChosen {
+        /// The backend in effect, as [`memory_backend`](crate::memory_backend) names it.
+        current: &'static str,
+    },
+
+    /// Secret memory (`memfd_secret`) was asked for but this system cannot
+    /// give it; the anonymous backend is in effect instead.
+    #[error("secret memory is not available: {reason}; the anonymous backend is in effect (see memguard::memory_backend_reason())")]
+    SecretMemoryUnavailable {
+        /// Why the system cannot give secret memory.
+        reason: String,
+    },
+
     /// The signal cannot be caught with `catch_signal`.
     #[error("signal {signal} cannot be caught this way (SIGKILL and SIGSTOP cannot be caught at all; faults such as SIGSEGV, SIGBUS, SIGILL and SIGFPE are handled by the crash handler)")]
     UncatchableSignal {
@@ -284,6 +301,12 @@ impl fmt::Debug for Error {
             Error::TooLarge { size } => ("TooLarge", &[("size", size)]),
             Error::Busy => ("Busy", &[]),
             Error::HardeningAlreadyApplied => ("HardeningAlreadyApplied", &[]),
+            Error::MemoryBackendAlreadyChosen { current } => {
+                ("MemoryBackendAlreadyChosen", &[("current", current)])
+            }
+            Error::SecretMemoryUnavailable { reason } => {
+                ("SecretMemoryUnavailable", &[("reason", reason)])
+            }
             Error::UncatchableSignal { signal } => ("UncatchableSignal", &[("signal", signal)]),
             Error::Random(text) => ("Random", &[("0", text)]),
             Error::Utf8 { valid_up_to } => ("Utf8", &[("valid_up_to", valid_up_to)]),

@@ -268,6 +268,12 @@ impl Traced {
     fn spawn(test: &str, scenario: &str, seed: u64) -> Traced {
         let mut cmd = support::child_command(test, &format!("{test}/{scenario}"));
         cmd.env(SEED_ENV, seed.to_string())
+            // The tracer reads the secret out of the child's memory to see
+            // it wiped; secret memory (memfd_secret) cannot be read from
+            // outside at all (tests/root_proof.rs), so the tracee keeps its
+            // buffers in anonymous memory. The wipe itself is the same code
+            // on both backends.
+            .env("MEMGUARD_MEMORY_BACKEND", "anonymous")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

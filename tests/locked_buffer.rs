@@ -288,9 +288,17 @@ fn page_size_and_protections_are_reported() {
     let whole = LockedBuffer::new(page()).unwrap();
     assert!(!whole.protections().contains(Protections::CANARY));
     // Linux >= 4.14 has MADV_WIPEONFORK; this machine runs a far newer one.
+    // Secret memory (a shared mapping, which MADV_WIPEONFORK refuses) is
+    // kept out of children with MADV_DONTFORK instead.
     #[cfg(target_os = "linux")]
-    {
+    if memguard::memory_backend() == memguard::MemoryBackend::SecretMemory {
+        let secret =
+            Protections::OUT_OF_DUMPS | Protections::ABSENT_IN_FORKS | Protections::SECRET_MEMORY;
+        assert!(got.contains(secret), "{got}");
+        assert!(!buf.wipes_on_fork());
+    } else {
         assert!(got.contains(Protections::OUT_OF_DUMPS | Protections::ZEROED_IN_FORKS));
+        assert!(!got.contains(Protections::SECRET_MEMORY), "{got}");
         assert!(buf.wipes_on_fork());
     }
     // No fork on Windows, so nothing is hidden from one.

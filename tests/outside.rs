@@ -178,6 +178,13 @@ impl Spawned {
         // --include-ignored: the child must run its test even when the
         // test is #[ignore]d (and run by hand with --ignored).
         cmd.arg("--include-ignored")
+            // These tests look for copies of the secret outside guarded
+            // memory and for what the process hardening stops, with the
+            // guarded copy itself as the positive control: the scanner must
+            // be able to read it. Secret memory (memfd_secret) cannot be
+            // read from outside at all, which tests/root_proof.rs proves;
+            // here the buffers live in anonymous memory.
+            .env("MEMGUARD_MEMORY_BACKEND", "anonymous")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -3,6 +3,7 @@
 
 mod support;
 
+use support::data_perms;
 use support::procfs::{locked_bytes, perms};
 use support::{assert_killed_by, mark, role, run, set_memlock_limit, survived, Role};
 
@@ -51,12 +52,12 @@ fn a_destroyed_one_page_buffer_is_wiped_sealed_off_and_reused() {
             memguard::set_spare_limit(4);
             let buf = filled(32, 0xA5);
             let addr = data_page(&buf);
-            assert_eq!(perms(addr).as_deref(), Some("rw-p"));
+            assert_eq!(perms(addr).as_deref(), Some(&*data_perms("rw-")));
             drop(buf);
             assert_eq!(memguard::spare_mappings(), 1, "the mapping is kept");
             assert_eq!(
                 perms(addr).as_deref(),
-                Some("---p"),
+                Some(&*data_perms("---")),
                 "a spare's data page is PROT_NONE"
             );
             // The next one-page buffer, of another size, gets the same page,
@@ -92,9 +93,9 @@ fn a_frozen_buffer_from_open_is_wiped_before_it_is_kept() {
             let opened = sealed.open().expect("open");
             assert!(!opened.is_mutable());
             let addr = data_page(&opened);
-            assert_eq!(perms(addr).as_deref(), Some("r--p"));
+            assert_eq!(perms(addr).as_deref(), Some(&*data_perms("r--")));
             drop(opened);
-            assert_eq!(perms(addr).as_deref(), Some("---p"));
+            assert_eq!(perms(addr).as_deref(), Some(&*data_perms("---")));
             let again = LockedBuffer::new(48).expect("LockedBuffer::new");
             assert_eq!(data_page(&again), addr);
             assert!(again.bytes().iter().all(|&b| b == 0));
@@ -165,7 +166,11 @@ fn a_buffer_destroyed_after_a_purge_is_unmapped_not_kept() {
             let addr = data_page(&buf);
             let guard = buf.bytes();
             memguard::purge();
-            assert_eq!(perms(addr).as_deref(), Some("rw-p"), "a guard holds it");
+            assert_eq!(
+                perms(addr).as_deref(),
+                Some(&*data_perms("rw-")),
+                "a guard holds it"
+            );
             drop(guard);
             assert_eq!(perms(addr), None, "unmapped when the guard goes");
             assert_eq!(memguard::spare_mappings(), 0);

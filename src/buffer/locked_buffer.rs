@@ -178,6 +178,30 @@ impl LockedBuffer {
         self.region.set_frozen(true)
     }
 
+    /// Keeps the data pages inaccessible (`PROT_NONE`) whenever no guard of
+    /// this buffer is held (`on`), or not; see
+    /// [`set_no_access_between_uses`](crate::set_no_access_between_uses)
+    /// for the process-wide default. Fails with [`Error::Busy`] while
+    /// borrowed and [`Error::Destroyed`] once destroyed.
+    ///
+    /// ```
+    /// let key = memguard::LockedBuffer::random(32)?;
+    /// key.set_no_access_between_uses(true)?;
+    /// assert!(key.is_sealed_between_uses());
+    /// let first = key.bytes()[0]; // the guard opens the pages, its drop seals them
+    /// # let _ = first;
+    /// # Ok::<(), memguard::Error>(())
+    /// ```
+    pub fn set_no_access_between_uses(&self, on: bool) -> Result<()> {
+        self.region.set_sealed_between_uses(on)
+    }
+
+    /// Whether the data pages are inaccessible while no guard is held (see
+    /// [`LockedBuffer::set_no_access_between_uses`]).
+    pub fn is_sealed_between_uses(&self) -> bool {
+        self.region.is_sealed_between_uses()
+    }
+
     /// Makes the data writable again. Melting a mutable buffer does nothing.
     /// Fails with [`Error::Destroyed`] once destroyed.
     ///

@@ -12,10 +12,12 @@ mod crash_table;
 mod fork;
 mod harden;
 mod layout;
+mod memory_backend;
 mod protections;
 mod reference;
 mod reference_mut;
 mod region;
+mod seal;
 mod spares;
 pub(crate) mod sys;
 mod wipe;
@@ -26,6 +28,9 @@ use sys::Os;
 
 pub(crate) use corruption::{report_and_abort, set_wipe_all, CanaryCorruption};
 pub use harden::{disable_process_hardening, is_process_hardened};
+pub use memory_backend::{
+    memory_backend, memory_backend_reason, set_memory_backend, MemoryBackend,
+};
 pub use protections::Protections;
 pub use reference::Ref;
 pub use reference_mut::RefMut;
@@ -83,6 +88,28 @@ pub fn set_spare_limit(max: usize) {
 /// ```
 pub fn spare_limit() -> usize {
     spares::limit()
+}
+
+/// Makes buffers created from now on keep their data pages inaccessible
+/// (`PROT_NONE`) whenever no guard is held ("no access between uses";
+/// `false` turns it off for later buffers). The first guard
+/// ([`bytes`](crate::LockedBuffer::bytes), [`bytes_mut`](crate::LockedBuffer::bytes_mut),
+/// ...) makes them readable or writable, the last guard to go seals them
+/// again, so a stray read through a dangling pointer or a debugger's peek
+/// between uses faults. Costs two `mprotect`s per use (see
+/// `BENCHMARKS.md`); one buffer can opt in or out with
+/// [`LockedBuffer::set_no_access_between_uses`](crate::LockedBuffer::set_no_access_between_uses).
+///
+/// ```
+/// memguard::set_no_access_between_uses(true);
+/// let key = memguard::LockedBuffer::random(32)?;
+/// assert!(key.is_sealed_between_uses());
+/// assert_eq!(key.bytes().len(), 32); // readable while the guard lives
+/// memguard::set_no_access_between_uses(false);
+/// # Ok::<(), memguard::Error>(())
+/// ```
+pub fn set_no_access_between_uses(on: bool) {
+    seal::set_default(on);
 }
 
 /// Makes buffers created from now on keep their data pages out of forked

@@ -16,12 +16,13 @@ use std::ops::{BitOr, BitOrAssign};
 /// | protection | Linux | macOS | FreeBSD | OpenBSD | Windows |
 /// | --- | --- | --- | --- | --- | --- |
 /// | [`GUARD_PAGES`](Self::GUARD_PAGES) | `PROT_NONE` | `PROT_NONE` | `PROT_NONE` | `PROT_NONE` | `PAGE_NOACCESS` |
-/// | [`LOCKED`](Self::LOCKED) | `mlock` | `mlock` | `mlock` | `mlock` | `VirtualLock` |
-/// | [`OUT_OF_DUMPS`](Self::OUT_OF_DUMPS) | `MADV_DONTDUMP` | no (only the process-wide `RLIMIT_CORE`) | `MAP_NOCORE` | `MAP_CONCEAL` | `WerRegisterExcludedMemoryBlock`, where the system has it |
-/// | [`ZEROED_IN_FORKS`](Self::ZEROED_IN_FORKS) | `MADV_WIPEONFORK` (4.14+) | no | `minherit(INHERIT_ZERO)` | `minherit(MAP_INHERIT_ZERO)` | no fork |
-/// | [`ABSENT_IN_FORKS`](Self::ABSENT_IN_FORKS) | `MADV_DONTFORK` (before 4.14) | `minherit(VM_INHERIT_NONE)` | no | no | no fork |
+/// | [`LOCKED`](Self::LOCKED) | `mlock` (secret memory: locked by the kernel, `VM_LOCKED`) | `mlock` | `mlock` | `mlock` | `VirtualLock` |
+/// | [`OUT_OF_DUMPS`](Self::OUT_OF_DUMPS) | `MADV_DONTDUMP` (secret memory: `VM_DONTDUMP` by the kernel) | no (only the process-wide `RLIMIT_CORE`) | `MAP_NOCORE` | `MAP_CONCEAL` | `WerRegisterExcludedMemoryBlock`, where the system has it |
+/// | [`ZEROED_IN_FORKS`](Self::ZEROED_IN_FORKS) | `MADV_WIPEONFORK` (4.14+; not for secret memory) | no | `minherit(INHERIT_ZERO)` | `minherit(MAP_INHERIT_ZERO)` | no fork |
+/// | [`ABSENT_IN_FORKS`](Self::ABSENT_IN_FORKS) | `MADV_DONTFORK` (secret memory, or before 4.14) | `minherit(VM_INHERIT_NONE)` | no | no | no fork |
 /// | [`CANARY`](Self::CANARY) | all: when the data does not fill its pages exactly | | | | |
 /// | [`WIPE_BEFORE_CRASH`](Self::WIPE_BEFORE_CRASH) | SIGSEGV/SIGBUS handler | SIGSEGV/SIGBUS handler | SIGSEGV/SIGBUS handler | SIGSEGV/SIGBUS handler | vectored exception handler |
+/// | [`SECRET_MEMORY`](Self::SECRET_MEMORY) | `memfd_secret` (5.14+, on by default since 6.5) | no | no | no | no |
 ///
 /// ```
 /// use memguard::{LockedBuffer, Protections};
@@ -56,9 +57,17 @@ impl Protections {
     /// guard page hit, a write to a frozen buffer, any crash the fault hook
     /// sees).
     pub const WIPE_BEFORE_CRASH: Protections = Protections(1 << 6);
+    /// The data pages are secret memory (Linux `memfd_secret`, 5.14+): taken
+    /// out of the kernel's direct map, so no other process, root included,
+    /// can read them through `/proc/<pid>/mem`, `process_vm_readv` or
+    /// `ptrace`, and the kernel itself does not reach them in the ordinary
+    /// course (see `THREAT_MODEL.md`, "Root and the kernel"). Set only when
+    /// the pages really come from `memfd_secret`; see
+    /// [`memory_backend`](crate::memory_backend).
+    pub const SECRET_MEMORY: Protections = Protections(1 << 7);
 
     /// Every protection, with its name, in the order they are printed.
-    const NAMED: [(Protections, &'static str); 7] = [
+    const NAMED: [(Protections, &'static str); 8] = [
         (Protections::GUARD_PAGES, "GUARD_PAGES"),
         (Protections::LOCKED, "LOCKED"),
         (Protections::OUT_OF_DUMPS, "OUT_OF_DUMPS"),
@@ -66,6 +75,7 @@ impl Protections {
         (Protections::ABSENT_IN_FORKS, "ABSENT_IN_FORKS"),
         (Protections::CANARY, "CANARY"),
         (Protections::WIPE_BEFORE_CRASH, "WIPE_BEFORE_CRASH"),
+        (Protections::SECRET_MEMORY, "SECRET_MEMORY"),
     ];
 
     /// No protection at all.
@@ -180,6 +190,6 @@ mod tests {
         let all = Protections::NAMED
             .iter()
             .fold(Protections::empty(), |a, &(p, _)| a | p);
-        assert_eq!(all.names().count(), 7);
+        assert_eq!(all.names().count(), 8);
     }
 }

@@ -9,6 +9,7 @@ use super::layout::Layout;
 use super::protections::Protections;
 use super::reference::Ref;
 use super::reference_mut::RefMut;
+use super::seal::{self, Seal};
 use super::sys::{Access, Os, Pages};
 use super::{canary, crash_handler, crash_table, fork, harden, spares, wipe};
 use crate::error::{Error, Result};
@@ -27,6 +28,8 @@ pub(crate) struct Region {
     len: AtomicUsize,
     state: BorrowState,
     frozen: AtomicBool,
+    /// "No access between uses": the data pages sealed while no guard is held.
+    seal: Seal,
     /// What the platform layer gave the mapping.
     mapping: Protections,
     /// This region's slot in the crash table, if it got one.
@@ -80,6 +83,7 @@ impl Region {
             len: AtomicUsize::new(len),
             state: BorrowState::new(),
             frozen: AtomicBool::new(false),
+            seal: Seal::new(),
             mapping,
             crash_slot: crash_table::add(data, n),
             epoch: spares::epoch(),
@@ -91,6 +95,11 @@ impl Region {
             // region is not shared yet, so this is the only reference.
             let bytes = unsafe { std::slice::from_raw_parts_mut(data.as_ptr(), slack) };
             canary::write(bytes, canary);
+        }
+        if seal::default() {
+            // SAFETY: our data pages; the region is not shared yet, so no
+            // guard exists.
+            unsafe { region.seal.set(true, data, n, Access::ReadWrite) }?;
         }
         Ok(region)
     }
@@ -169,6 +178,18 @@ impl Region {
             return None;
         }
         self.state.read().ok()?;
+        // SAFETY: our data pages, for a counted reader (readers only read).
+        if unsafe {
+            self.seal
+                .begin(self.data_pages(), self.layout.data_pages, Access::ReadOnly)
+        }
+        .is_err()
+        {
+            if self.state.release_read() {
+                self.finish_destroy();
+            }
+            return None;
+        }
         let len = self.len();
         let ptr = NonNull::slice_from_raw_parts(self.data_ptr(len), len);
         Some(Ref::new(ptr, self))
@@ -254,6 +275,8 @@ impl Region {
 
     /// Releases a shared borrow taken by [`Region::read`].
     pub(super) fn end_read(&self) {
+        // SAFETY: our data pages; this reader's guard is gone.
+        unsafe { self.seal.end(self.data_pages(), self.layout.data_pages) };
         if self.state.release_read() {
             self.finish_destroy();
         }
@@ -261,6 +284,8 @@ impl Region {
 
     /// Releases the exclusive borrow.
     pub(super) fn end_write(&self) {
+        // SAFETY: our data pages; the exclusive borrow's use of them is over.
+        unsafe { self.seal.end(self.data_pages(), self.layout.data_pages) };
         if self.state.release_write() {
             self.finish_destroy();
         }
@@ -273,7 +298,58 @@ impl Region {
         self.state.write().map_err(|r| match r {
             Refused::Gone => Error::Destroyed,
             Refused::Busy => Error::Busy,
-        })
+        })?;
+        let access = if self.is_frozen() {
+            Access::ReadOnly
+        } else {
+            Access::ReadWrite
+        };
+        // SAFETY: our data pages, under the exclusive borrow.
+        let opened = unsafe {
+            self.seal
+                .begin(self.data_pages(), self.layout.data_pages, access)
+        };
+        if let Err(e) = opened {
+            if self.state.release_write() {
+                self.finish_destroy();
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Whether the data pages are sealed (`PROT_NONE`) while no guard is
+    /// held.
+    pub(crate) fn is_sealed_between_uses(&self) -> bool {
+        self.seal.is_on()
+    }
+
+    /// Turns "no access between uses" on or off. Fails with
+    /// [`Error::Destroyed`] once destruction is requested, [`Error::Busy`]
+    /// while borrowed.
+    pub(crate) fn set_sealed_between_uses(&self, on: bool) -> Result<()> {
+        if self.is_inherited() {
+            return Err(Error::Destroyed);
+        }
+        self.state.write().map_err(|r| match r {
+            Refused::Gone => Error::Destroyed,
+            Refused::Busy => Error::Busy,
+        })?;
+        let open = if self.is_frozen() {
+            Access::ReadOnly
+        } else {
+            Access::ReadWrite
+        };
+        // SAFETY: our data pages; we hold the exclusive borrow without a
+        // guard, so no reference to them exists.
+        let result = unsafe {
+            self.seal
+                .set(on, self.data_pages(), self.layout.data_pages, open)
+        };
+        if self.state.release_write() {
+            self.finish_destroy();
+        }
+        result
     }
 
     /// A writable view of all the data pages, canary included.
@@ -305,7 +381,7 @@ impl Region {
         let len = self.len();
         let pages = self.data_pages();
         let size = self.layout.data_pages;
-        let writable = !self.is_frozen()
+        let writable = (!self.is_frozen() && !self.seal.is_on())
             // SAFETY: our data pages; destruction has been claimed, so no
             // borrow exists and none can be taken any more.
             || unsafe { Os::protect(pages, size, Access::ReadWrite) }.is_ok();

@@ -12,3 +12,13 @@ pub use memguard_testkit::limits::drop_capabilities;
 pub use memguard_testkit::limits::set_memlock_limit;
 #[cfg(target_os = "linux")]
 pub use memguard_testkit::procfs;
+
+/// The permissions `/proc/self/maps` shows for a buffer's data pages with
+/// access `rwx` (`"rw-"`, `"r--"`, `"---"`): a shared mapping (`s`) when
+/// they are secret memory (a `memfd_secret` file can only be mapped shared),
+/// a private one (`p`) otherwise.
+#[cfg(target_os = "linux")]
+pub fn data_perms(rwx: &str) -> String {
+    let shared = memguard::memory_backend() == memguard::MemoryBackend::SecretMemory;
+    format!("{rwx}{}", if shared { 's' } else { 'p' })
+}

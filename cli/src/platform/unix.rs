@@ -277,9 +277,10 @@ fn wipe_on_fork_check() -> Check {
                  parent's bytes from an ordinary heap copy (control); the parent's buffer was \
                  left intact"
             } else {
-                "a forked child faulted reading a buffer (not inherited: this kernel cannot \
-                 wipe on fork) and read the parent's bytes from an ordinary heap copy \
-                 (control)"
+                "a forked child faulted reading a buffer (not inherited: secret memory, a \
+                 shared mapping, is kept out of children with MADV_DONTFORK, as is any buffer \
+                 where the kernel cannot wipe on fork) and read the parent's bytes from an \
+                 ordinary heap copy (control)"
             },
         )
     } else {

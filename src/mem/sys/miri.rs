@@ -35,6 +35,10 @@ impl Pages for Simulated {
         None
     }
 
+    fn probe_secret_memory() -> std::result::Result<String, String> {
+        Err("Miri simulates the pages (no secret memory in the interpreter)".to_owned())
+    }
+
     fn allocate(len: usize) -> Result<NonNull<u8>> {
         // SAFETY: the layout has a non-zero size (a mapping is at least
         // three pages).

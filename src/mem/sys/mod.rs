@@ -28,6 +28,8 @@ use std::io;
 use std::ptr::NonNull;
 
 use super::protections::Protections;
+
+pub(crate) mod backend;
 use crate::error::Result;
 use crate::signals::Signal;
 
@@ -62,7 +64,19 @@ pub(crate) trait Pages {
     /// The most bytes this process may lock; `None` when unlimited.
     fn lock_limit() -> Option<usize>;
 
-    /// Maps `len` bytes of fresh, zeroed, private memory with [`Access::None`].
+    /// Whether this system can give secret memory (see
+    /// [`backend`]): `Ok` with how, or `Err` with why not, in words for
+    /// `memguard doctor`. Called once, when the backend is decided.
+    fn probe_secret_memory() -> std::result::Result<String, String>;
+
+    /// Maps `len` bytes of fresh, zeroed memory with [`Access::None`],
+    /// private to this process (not inherited by a forked child when it
+    /// is secret memory: see [`backend`]).
+    ///
+    /// The first and the last page of a mapping of three pages or more are
+    /// its guard pages and must never be made accessible: with secret
+    /// memory they are a plain reservation, and only the pages between them
+    /// come from the secret file (and count against the lock limit).
     fn allocate(len: usize) -> Result<NonNull<u8>>;
 
     /// Changes the protection of `len` bytes at `ptr`.
@@ -274,6 +288,8 @@ mod unix_terminal;
 
 #[cfg(all(target_os = "linux", not(miri)))]
 mod linux;
+#[cfg(all(target_os = "linux", not(miri)))]
+mod linux_secretmem;
 #[cfg(all(target_os = "linux", not(miri)))]
 use linux as os;
 

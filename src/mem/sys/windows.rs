@@ -145,6 +145,14 @@ impl Pages for Windows {
         working_set().map(|(_, max)| max)
     }
 
+    fn probe_secret_memory() -> std::result::Result<String, String> {
+        Err(
+            "Windows has no secret memory (memory out of the kernel's reach is Linux's \
+             memfd_secret)"
+                .to_owned(),
+        )
+    }
+
     fn allocate(len: usize) -> Result<NonNull<u8>> {
         // SAFETY: a null address lets the system pick one that overlaps
         // nothing (aligned to the 64 KiB allocation granularity); the new

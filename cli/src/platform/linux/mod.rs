@@ -502,37 +502,35 @@ fn swap_check() -> Check {
     }
 }
 
-/// The `memfd_secret` check: informational (the crate does not use it yet).
+/// The `memfd_secret` check: the memory backend memguard uses in this
+/// process, and why (secret memory where the kernel gives it; the
+/// `MEMGUARD_MEMORY_BACKEND` variable or the application may choose
+/// anonymous memory instead).
 fn memfd_secret_check() -> Check {
     let name = "memfd_secret";
-    // SAFETY: memfd_secret(flags = 0) takes no pointers; it returns a new
-    // file descriptor, which is closed at once, or -1 with errno set.
-    let fd = unsafe { libc::syscall(libc::SYS_memfd_secret, 0 as libc::c_uint) };
-    if fd >= 0 {
-        // SAFETY: `fd` is the descriptor just returned to us and used
-        // nowhere else.
-        unsafe { libc::close(fd as libc::c_int) };
-        return Check::new(
+    let backend = memguard::memory_backend();
+    let reason = memguard::memory_backend_reason();
+    match backend {
+        memguard::MemoryBackend::SecretMemory => Check::new(
+            name,
+            Kind::System,
+            Outcome::Ok,
+            format!(
+                "backend: {backend}; {reason}. Buffers are out of reach of root's \
+                 /proc/<pid>/mem, process_vm_readv and ptrace, and of the kernel's direct map \
+                 (while any exists, the system will not hibernate)"
+            ),
+        ),
+        memguard::MemoryBackend::Anonymous => Check::new(
             name,
             Kind::System,
             Outcome::Info,
-            "available: memory that even the kernel's direct map does not show could hold \
-             secrets; memguard does not use it yet, so this row is information only",
-        );
+            format!(
+                "backend: {backend}; {reason}. Root and the kernel can read buffers (as with \
+                 every library that uses plain mlock'ed memory)"
+            ),
+        ),
     }
-    let e = std::io::Error::last_os_error();
-    let why = match e.raw_os_error() {
-        Some(libc::ENOSYS) => "not available (ENOSYS: a kernel older than 5.14, built without \
-                               CONFIG_SECRETMEM, or with secretmem.enable=0)"
-            .to_string(),
-        _ => format!("not usable ({e})"),
-    };
-    Check::new(
-        name,
-        Kind::System,
-        Outcome::Info,
-        format!("{why}; memguard does not use it yet, so no protection is lost"),
-    )
 }
 
 /// The `transparent huge pages` check: informational.
@@ -585,7 +583,15 @@ fn smaps_problems(p: &Value, frozen: bool, what: &str) -> Vec<String> {
             ));
         }
     }
-    let want = if frozen { "r--p" } else { "rw-p" };
+    // Secret memory (memfd_secret) can only be mapped shared: `s`. The
+    // child decides its backend as this process did (same environment).
+    let shared = memguard::memory_backend() == memguard::MemoryBackend::SecretMemory;
+    let want = match (frozen, shared) {
+        (true, true) => "r--s",
+        (false, true) => "rw-s",
+        (true, false) => "r--p",
+        (false, false) => "rw-p",
+    };
     if p["data"]["perms"] != want {
         problems.push(format!(
             "{what}: data pages are {} instead of {want}",
@@ -652,10 +658,15 @@ fn smaps_check() -> Check {
             name,
             Kind::SelfTest,
             format!(
-                "{} buffers in /proc/self/smaps: data pages rw-p (r--p when frozen) with \
+                "{} buffers in /proc/self/smaps: data pages {} with \
                  VmFlags {flags} (locked, not dumped, {}), a ---p guard page on each side, data \
                  ending at the trailing guard",
                 lens.join(" and "),
+                if memguard::memory_backend() == memguard::MemoryBackend::SecretMemory {
+                    "rw-s (r--s when frozen: a shared mapping of the secret-memory file)"
+                } else {
+                    "rw-p (r--p when frozen)"
+                },
                 if flags.contains("wf") {
                     "wiped on fork"
                 } else {

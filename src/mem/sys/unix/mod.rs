@@ -20,7 +20,13 @@ use rustix::io::Errno;
 use rustix::mm::{self, MprotectFlags};
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 
+#[cfg(target_os = "linux")]
+use super::linux_secretmem as secret;
 use super::os;
+#[cfg(not(target_os = "linux"))]
+#[path = "no_secret.rs"]
+mod secret;
+use super::backend;
 use super::{Access, Hardened, Pages, Process};
 use crate::error::{Error, Result};
 use crate::mem::protections::Protections;
@@ -94,7 +100,7 @@ pub(super) fn last_error(operation: &'static str) -> Error {
 }
 
 /// The soft `RLIMIT_MEMLOCK` in bytes; `None` when unlimited.
-fn memlock_limit() -> Option<u64> {
+pub(super) fn memlock_limit() -> Option<u64> {
     getrlimit(Resource::Memlock).current
 }
 
@@ -110,8 +116,16 @@ impl Pages for Unix {
         memlock_limit().map(|n| usize::try_from(n).unwrap_or(usize::MAX))
     }
 
+    fn probe_secret_memory() -> std::result::Result<String, String> {
+        secret::probe()
+    }
+
     fn allocate(len: usize) -> Result<NonNull<u8>> {
-        let ptr = os::map(len)?;
+        let ptr = if backend::secret() {
+            secret::allocate(len, Self::page_size())?
+        } else {
+            os::map(len)?
+        };
         NonNull::new(ptr.cast::<u8>()).ok_or(Error::Os {
             operation: "mmap",
             source: std::io::Error::other("the kernel returned a null mapping"),
@@ -133,6 +147,12 @@ impl Pages for Unix {
     }
 
     unsafe fn lock(ptr: NonNull<u8>, len: usize) -> Result<Protections> {
+        if backend::secret() {
+            // Every mapping is secret memory, which the kernel keeps locked
+            // (VM_LOCKED, counted against RLIMIT_MEMLOCK when it was
+            // mapped); mlock refuses such pages.
+            return Ok(Protections::LOCKED);
+        }
         // SAFETY: the caller guarantees the range lies in one of our mappings;
         // mlock changes no contents.
         unsafe { mm::mlock(ptr.as_ptr().cast::<c_void>(), len) }
@@ -148,11 +168,23 @@ impl Pages for Unix {
     }
 
     unsafe fn advise(ptr: NonNull<u8>, len: usize) -> Result<Protections> {
+        if backend::secret() {
+            // Secret memory: VM_DONTDUMP set by the kernel, MADV_DONTFORK by
+            // secret::allocate (MADV_WIPEONFORK is refused on shared
+            // mappings).
+            return Ok(Protections::OUT_OF_DUMPS
+                | Protections::ABSENT_IN_FORKS
+                | Protections::SECRET_MEMORY);
+        }
         // SAFETY: the caller's contract, passed on.
         unsafe { os::advise(ptr, len) }
     }
 
     unsafe fn free(ptr: NonNull<u8>, len: usize) {
+        // SAFETY: the caller's contract, passed on.
+        if backend::secret() && unsafe { secret::free(ptr, len, Self::page_size()) } {
+            return;
+        }
         // SAFETY: the caller guarantees this is exactly one of our mappings
         // and that nothing uses it any more. munmap also drops the mlock, so
         // a separate munlock would be a wasted system call. It can only fail
@@ -235,6 +267,9 @@ impl Process for Unix {
     }
 
     fn install_fork_hooks(prepare: fn(), parent: fn(), child: fn()) -> bool {
+        // The secret-memory pool's hooks first, so that its lock is taken
+        // after every other lock before fork (see secret::install_fork_hooks).
+        secret::install_fork_hooks();
         if FORK_HOOKS.set((prepare, parent, child)).is_err() {
             // Installed before (the caller installs once).
             return true;

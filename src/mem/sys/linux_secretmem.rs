@@ -1,0 +1,485 @@
+//! Secret memory on Linux: `memfd_secret(2)` (5.14 and later).
+//!
+//! The pages of a secret-memory file are taken out of the kernel's direct
+//! map: only the page tables of the processes that map the file reach
+//! them, so `/proc/<pid>/mem`, `process_vm_readv`, `ptrace` peeks and every
+//! other path that pins user pages fail on them, root's included. The
+//! kernel marks such mappings `VM_LOCKED` (they count against
+//! `RLIMIT_MEMLOCK` when mapped; `mlock` itself refuses them) and
+//! `VM_DONTDUMP`.
+//!
+//! A file costs a system call to make, one to size (once: a secret file's
+//! size can be set only once, and holes cannot be punched), and a mapping
+//! per piece. So the files are *arenas*: one file of [`ARENA_BYTES`],
+//! handed out in pieces at page-aligned offsets, each piece mapped over the
+//! interior of an anonymous `PROT_NONE` reservation (its guard pages stay
+//! plain reservation: they count against nothing and hold no memory). A
+//! freed piece's offset is kept for the next piece of that size or less,
+//! and zeroed when reused (its pages stay in the file until then). A piece
+//! larger than a quarter of an arena gets a file of its own. An arena with
+//! no piece left is closed (its pages go back to the system), except the
+//! last one, kept for the next allocation.
+//!
+//! The mappings are `MAP_SHARED` (the only way to map a secret file), which
+//! a forked child would share, writes included. So every piece gets
+//! `MADV_DONTFORK` as soon as it is mapped, under the pool's lock (which
+//! `fork` waits for), and the child closes the inherited file descriptors
+//! in a `pthread_atfork` hook, so it cannot map the files again.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::ffi::c_void;
+use std::ptr::NonNull;
+use std::sync::{Mutex, MutexGuard, Once, PoisonError};
+
+use rustix::io::Errno;
+use rustix::mm::{self, Advice, MprotectFlags};
+
+use super::unix::{map_error, memlock_limit};
+use crate::error::{Error, Result};
+
+/// The size of a shared arena file: 1 MiB of offsets (only the pages
+/// pieces touch hold memory).
+const ARENA_BYTES: usize = 1 << 20;
+
+/// A secret-memory file, handed out in pieces.
+struct Arena {
+    /// The file; -1 once closed (in a forked child).
+    fd: libc::c_int,
+    /// Its size in bytes, set once.
+    size: usize,
+    /// Offsets from here on were never handed out (their pages are zero).
+    next: usize,
+    /// Offsets handed out and given back: (offset, length), sorted.
+    free: Vec<(usize, usize)>,
+    /// Pieces mapped now.
+    live: usize,
+    /// Made for one large piece.
+    dedicated: bool,
+}
+
+/// Where a piece came from.
+struct Piece {
+    arena: u64,
+    offset: usize,
+    len: usize,
+}
+
+/// Every arena, and every piece mapped now (by the address of its first
+/// secret page).
+struct Pool {
+    arenas: Vec<(u64, Arena)>,
+    pieces: BTreeMap<usize, Piece>,
+    next_id: u64,
+    /// Set in a forked child: the arenas are this process's no more.
+    forked: bool,
+}
+
+static POOL: Mutex<Pool> = Mutex::new(Pool {
+    arenas: Vec::new(),
+    pieces: BTreeMap::new(),
+    next_id: 0,
+    forked: false,
+});
+
+thread_local! {
+    /// The pool's lock, held by the forking thread across `fork`.
+    static HELD: Cell<Option<MutexGuard<'static, Pool>>> = const { Cell::new(None) };
+}
+
+fn pool() -> MutexGuard<'static, Pool> {
+    install_fork_hooks();
+    let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+    if pool.forked {
+        // A forked child: the pieces were not inherited (MADV_DONTFORK) and
+        // the files were closed by the child hook; start afresh.
+        pool.arenas.clear();
+        pool.pieces.clear();
+        pool.forked = false;
+    }
+    pool
+}
+
+extern "C" fn before_fork() {
+    let guard = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+    HELD.with(|held| held.set(Some(guard)));
+}
+
+extern "C" fn after_fork_in_parent() {
+    HELD.with(|held| drop(held.take()));
+}
+
+extern "C" fn after_fork_in_child() {
+    HELD.with(|held| {
+        if let Some(mut pool) = held.take() {
+            for (_, arena) in &mut pool.arenas {
+                if arena.fd >= 0 {
+                    // SAFETY: close is async-signal-safe; the descriptor is
+                    // this child's copy of one of our arena files, which
+                    // nothing else in the child uses.
+                    unsafe { libc::close(arena.fd) };
+                    arena.fd = -1;
+                }
+            }
+            pool.forked = true;
+        }
+    });
+}
+
+/// Registers the fork hooks of the pool, once. They must be registered
+/// before any other hook of the crate (see `Unix::install_fork_hooks`), so
+/// that the pool's lock is taken last before `fork` (a thread may hold
+/// another lock of the crate while it allocates or frees pages).
+pub(super) fn install_fork_hooks() {
+    static HOOKS: Once = Once::new();
+    HOOKS.call_once(|| {
+        // SAFETY: registers three functions that live as long as the
+        // program; the child hook only calls close and stores plain values,
+        // as code run in a child after fork must.
+        unsafe {
+            libc::pthread_atfork(
+                Some(before_fork as unsafe extern "C" fn()),
+                Some(after_fork_in_parent as unsafe extern "C" fn()),
+                Some(after_fork_in_child as unsafe extern "C" fn()),
+            );
+        }
+    });
+}
+
+/// A new secret-memory file of `size` bytes.
+fn open(size: usize) -> std::result::Result<libc::c_int, Errno> {
+    // SAFETY: memfd_secret takes one integer flag; it returns a new file
+    // descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_memfd_secret, libc::O_CLOEXEC as libc::c_uint) };
+    if fd < 0 {
+        return Err(last_errno());
+    }
+    let fd = fd as libc::c_int;
+    let Ok(len) = libc::off_t::try_from(size) else {
+        // SAFETY: our new descriptor, used by nothing else.
+        unsafe { libc::close(fd) };
+        return Err(Errno::NOMEM);
+    };
+    // SAFETY: sizes our new file; no pointer is passed.
+    if unsafe { libc::ftruncate(fd, len) } != 0 {
+        let e = last_errno();
+        // SAFETY: as above.
+        unsafe { libc::close(fd) };
+        return Err(e);
+    }
+    Ok(fd)
+}
+
+fn last_errno() -> Errno {
+    Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO)
+}
+
+/// Whether secret memory works here: a file is made and sized (and kept as
+/// the first arena); why not otherwise.
+pub(super) fn probe() -> std::result::Result<String, String> {
+    match open(ARENA_BYTES) {
+        Ok(fd) => {
+            let mut pool = pool();
+            let id = pool.next_id;
+            pool.next_id += 1;
+            pool.arenas.push((id, Arena::new(fd, ARENA_BYTES, false)));
+            Ok("memfd_secret works on this kernel (pages out of the kernel's direct map)".into())
+        }
+        Err(e) => Err(why_not(e)),
+    }
+}
+
+/// What a refusal of `memfd_secret` means.
+fn why_not(e: Errno) -> String {
+    match e {
+        Errno::NOSYS => "the kernel has no memfd_secret (ENOSYS: Linux before 5.14, built \
+                         without CONFIG_SECRETMEM, booted with secretmem.enable=0, or run under \
+                         an emulator, valgrind or a seccomp filter that refuses it this way)"
+            .to_owned(),
+        Errno::PERM | Errno::ACCESS => format!(
+            "memfd_secret was refused ({}: a seccomp filter, such as a container runtime's, \
+             or a security module forbids it)",
+            std::io::Error::from(e)
+        ),
+        Errno::NOMEM | Errno::MFILE | Errno::NFILE => format!(
+            "memfd_secret failed for lack of resources ({})",
+            std::io::Error::from(e)
+        ),
+        other => format!("memfd_secret failed ({})", std::io::Error::from(other)),
+    }
+}
+
+impl Arena {
+    fn new(fd: libc::c_int, size: usize, dedicated: bool) -> Arena {
+        Arena {
+            fd,
+            size,
+            next: 0,
+            free: Vec::new(),
+            live: 0,
+            dedicated,
+        }
+    }
+
+    /// An offset for `len` bytes, and whether its pages were used before.
+    fn take(&mut self, len: usize) -> Option<(usize, bool)> {
+        if self.fd < 0 {
+            return None;
+        }
+        if let Some(i) = self.free.iter().position(|&(_, l)| l >= len) {
+            let (offset, l) = self.free[i];
+            if l == len {
+                self.free.remove(i);
+            } else {
+                self.free[i] = (offset + len, l - len);
+            }
+            return Some((offset, true));
+        }
+        if self.size - self.next >= len {
+            let offset = self.next;
+            self.next += len;
+            return Some((offset, false));
+        }
+        None
+    }
+
+    /// Takes back `len` bytes at `offset`, merged with free neighbours.
+    fn give_back(&mut self, offset: usize, len: usize) {
+        let i = self.free.partition_point(|&(o, _)| o < offset);
+        self.free.insert(i, (offset, len));
+        if i + 1 < self.free.len() && self.free[i].0 + self.free[i].1 == self.free[i + 1].0 {
+            self.free[i].1 += self.free[i + 1].1;
+            self.free.remove(i + 1);
+        }
+        if i > 0 && self.free[i - 1].0 + self.free[i - 1].1 == self.free[i].0 {
+            self.free[i - 1].1 += self.free[i].1;
+            self.free.remove(i);
+        }
+    }
+}
+
+impl Pool {
+    /// An arena and an offset in it for `len` bytes: (arena id, fd,
+    /// offset, whether the pages were used before).
+    fn take(&mut self, len: usize) -> Result<(u64, libc::c_int, usize, bool)> {
+        if len <= ARENA_BYTES / 4 {
+            for (id, arena) in self.arenas.iter_mut().rev() {
+                if arena.dedicated {
+                    continue;
+                }
+                if let Some((offset, used)) = arena.take(len) {
+                    arena.live += 1;
+                    return Ok((*id, arena.fd, offset, used));
+                }
+            }
+        }
+        let dedicated = len > ARENA_BYTES / 4;
+        let size = if dedicated { len } else { ARENA_BYTES };
+        let fd = open(size).map_err(|e| match e {
+            Errno::MFILE | Errno::NFILE => Error::os("memfd_secret", e.into()),
+            other => map_error("memfd_secret", other),
+        })?;
+        let mut arena = Arena::new(fd, size, dedicated);
+        let (offset, used) = arena.take(len).ok_or(Error::TooLarge { size: len })?;
+        arena.live = 1;
+        let id = self.next_id;
+        self.next_id += 1;
+        self.arenas.push((id, arena));
+        Ok((id, fd, offset, used))
+    }
+
+    /// Gives a piece's offset back to its arena; closes the arena when it
+    /// holds no piece any more, unless it is the one shared arena left.
+    fn give_back(&mut self, piece: &Piece) {
+        let Some(i) = self.arenas.iter().position(|(id, _)| *id == piece.arena) else {
+            return;
+        };
+        let arena = &mut self.arenas[i].1;
+        arena.give_back(piece.offset, piece.len);
+        arena.live -= 1;
+        if arena.live > 0 {
+            return;
+        }
+        let dedicated = arena.dedicated;
+        let other_shared = self
+            .arenas
+            .iter()
+            .enumerate()
+            .any(|(j, (_, a))| j != i && !a.dedicated);
+        if dedicated || other_shared {
+            let (_, arena) = self.arenas.remove(i);
+            if arena.fd >= 0 {
+                // SAFETY: our arena's descriptor; no piece of it is mapped,
+                // and nothing else uses it.
+                unsafe { libc::close(arena.fd) };
+            }
+        }
+    }
+}
+
+/// A piece of secret memory for `len` bytes: a `PROT_NONE` reservation of
+/// `len` bytes whose interior (all but the first and last page, for a
+/// mapping of three pages or more) is mapped from an arena, zero-filled,
+/// `PROT_NONE`, with `MADV_DONTFORK`.
+pub(super) fn allocate(len: usize, page: usize) -> Result<*mut c_void> {
+    let lead = if len >= 3 * page { page } else { 0 };
+    let inner = len - 2 * lead;
+    let base = super::linux::map(len)?;
+    let data = base as usize + lead;
+    let mut pool = pool();
+    let (arena, fd, offset, used) = match pool.take(inner) {
+        Ok(got) => got,
+        Err(e) => {
+            drop(pool);
+            unmap(base, len);
+            return Err(e);
+        }
+    };
+    let prot = if used {
+        libc::PROT_READ | libc::PROT_WRITE
+    } else {
+        libc::PROT_NONE
+    };
+    // SAFETY: the target range is the interior of the reservation we just
+    // made, which nothing else uses; MAP_FIXED replaces that part of it
+    // only. The file and offset are ours (the offset range is handed to
+    // this piece alone).
+    let got = unsafe {
+        libc::mmap(
+            data as *mut c_void,
+            inner,
+            prot,
+            libc::MAP_SHARED | libc::MAP_FIXED,
+            fd,
+            offset as libc::off_t,
+        )
+    };
+    let failed = if got == libc::MAP_FAILED {
+        Some(last_errno())
+    } else {
+        // SAFETY: the piece just mapped, ours alone. Under the pool's lock,
+        // which fork waits for: no child can be made before the advice.
+        unsafe { mm::madvise(data as *mut c_void, inner, Advice::LinuxDontFork) }.err()
+    };
+    if let Some(e) = failed {
+        let piece = Piece {
+            arena,
+            offset,
+            len: inner,
+        };
+        pool.give_back(&piece);
+        drop(pool);
+        unmap(base, len);
+        return Err(match e {
+            // The lock limit (mlock_future_ok) refuses with EAGAIN.
+            Errno::AGAIN | Errno::PERM => Error::MemoryLock {
+                requested: inner,
+                limit: memlock_limit(),
+                source: e.into(),
+            },
+            other => map_error("mmap(memfd_secret)", other),
+        });
+    }
+    if used {
+        // SAFETY: the piece is mapped readable and writable, and only we
+        // know of it; the pages held an earlier piece, wiped by its owner,
+        // and are zeroed again so that every allocation starts zero-filled.
+        unsafe { std::ptr::write_bytes(data as *mut u8, 0, inner) };
+        // SAFETY: the piece just mapped; nothing references it.
+        let sealed = unsafe { mm::mprotect(data as *mut c_void, inner, MprotectFlags::empty()) };
+        if let Err(e) = sealed {
+            let piece = Piece {
+                arena,
+                offset,
+                len: inner,
+            };
+            pool.give_back(&piece);
+            drop(pool);
+            unmap(base, len);
+            return Err(map_error("mprotect", e));
+        }
+    }
+    pool.pieces.insert(
+        data,
+        Piece {
+            arena,
+            offset,
+            len: inner,
+        },
+    );
+    Ok(base)
+}
+
+fn unmap(base: *mut c_void, len: usize) {
+    // SAFETY: a reservation we made and never handed out.
+    let _ = unsafe { mm::munmap(base, len) };
+}
+
+/// Unmaps a mapping from [`allocate`] and gives its piece back; `false`
+/// (and nothing done) when `base` is no piece of secret memory.
+///
+/// # Safety
+/// `base` and `len` must be exactly a mapping from [`allocate`] (or from
+/// the anonymous backend), and nothing may use it afterwards.
+pub(super) unsafe fn free(base: NonNull<u8>, len: usize, page: usize) -> bool {
+    let lead = if len >= 3 * page { page } else { 0 };
+    let data = base.as_ptr() as usize + lead;
+    let mut pool = pool();
+    let Some(piece) = pool.pieces.remove(&data) else {
+        return false;
+    };
+    // SAFETY: exactly one of our mappings, which the caller no longer uses.
+    let _ = unsafe { mm::munmap(base.as_ptr().cast::<c_void>(), len) };
+    pool.give_back(&piece);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An arena for the bookkeeping alone (the descriptor is never used).
+    fn arena(size: usize) -> Arena {
+        Arena::new(i32::MAX, size, false)
+    }
+
+    #[test]
+    fn offsets_are_handed_out_once_and_reused_first_fit() {
+        let mut a = arena(8);
+        assert_eq!(a.take(2), Some((0, false)));
+        assert_eq!(a.take(2), Some((2, false)));
+        assert_eq!(a.take(2), Some((4, false)));
+        a.give_back(2, 2);
+        // A freed range is reused (its pages were used), before fresh space.
+        assert_eq!(a.take(1), Some((2, true)));
+        assert_eq!(a.take(1), Some((3, true)));
+        assert_eq!(a.take(2), Some((6, false)));
+        assert_eq!(a.take(1), None, "full");
+    }
+
+    #[test]
+    fn freed_neighbours_merge() {
+        let mut a = arena(6);
+        for expect in [0, 2, 4] {
+            assert_eq!(a.take(2), Some((expect, false)));
+        }
+        a.give_back(0, 2);
+        a.give_back(4, 2);
+        a.give_back(2, 2);
+        assert_eq!(a.free, vec![(0, 6)]);
+        assert_eq!(a.take(6), Some((0, true)));
+    }
+
+    #[test]
+    fn a_closed_arena_hands_out_nothing() {
+        let mut a = Arena::new(-1, 8, false);
+        assert_eq!(a.take(1), None);
+    }
+
+    #[test]
+    fn why_not_names_the_cause_and_the_fix() {
+        assert!(why_not(Errno::NOSYS).contains("secretmem.enable=0"));
+        assert!(why_not(Errno::PERM).contains("seccomp"));
+        assert!(why_not(Errno::NOMEM).contains("resources"));
+    }
+}
