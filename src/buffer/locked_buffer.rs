@@ -313,6 +313,23 @@ impl LockedBuffer {
         self.region.protections()
     }
 
+    /// Whether this buffer is compact: a slot in a page shared with other
+    /// small secrets, with canaries instead of guard pages right against
+    /// it (see [`CompactMode`](crate::CompactMode)); the same as
+    /// `protections().contains(Protections::COMPACT)`.
+    ///
+    /// ```
+    /// let key = memguard::LockedBuffer::new(32)?;
+    /// // With the lock budget free, a small buffer gets pages of its own.
+    /// # if memguard::compact_mode() == memguard::CompactMode::Automatic {
+    /// assert!(!key.is_compact());
+    /// # }
+    /// # Ok::<(), memguard::Error>(())
+    /// ```
+    pub fn is_compact(&self) -> bool {
+        self.region.is_compact()
+    }
+
     /// Whether forked children see the data as zeros: `true` with
     /// [`Protections::ZEROED_IN_FORKS`](crate::Protections::ZEROED_IN_FORKS)
     /// (Linux `MADV_WIPEONFORK`, FreeBSD and OpenBSD `minherit`), `false`

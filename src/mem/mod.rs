@@ -6,6 +6,7 @@
 
 mod borrow;
 mod canary;
+mod compact_mode;
 mod corruption;
 mod crash_handler;
 mod crash_table;
@@ -16,6 +17,7 @@ mod protections;
 mod reference;
 mod reference_mut;
 mod region;
+mod slab;
 mod spares;
 pub(crate) mod sys;
 mod wipe;
@@ -24,7 +26,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use sys::Os;
 
+pub use compact_mode::{compact_mode, set_compact_mode, CompactMode};
 pub(crate) use corruption::{report_and_abort, set_wipe_all, CanaryCorruption};
+pub use slab::COMPACT_MAX_FRACTION;
 pub use harden::{disable_process_hardening, is_process_hardened};
 pub use protections::Protections;
 pub use reference::Ref;
@@ -103,6 +107,39 @@ pub fn spare_mappings() -> usize {
 /// becoming spares; part of a purge.
 pub(crate) fn drain_spares() {
     spares::purge();
+}
+
+/// Unmaps every empty compact slab and checks the canaries of the slabs
+/// left (slots whose destruction waits for a guard); the damage found.
+/// Part of a purge, after every buffer is destroyed.
+pub(crate) fn purge_compact() -> Vec<CanaryCorruption> {
+    slab::purge()
+}
+
+/// Compact slabs mapped now, and compact secrets held in them.
+///
+/// ```
+/// let (slabs, secrets) = memguard::compact_usage();
+/// assert!(secrets <= slabs * 4096);
+/// ```
+pub fn compact_usage() -> (usize, usize) {
+    slab::usage()
+}
+
+/// How many `len`-byte compact secrets fit in one page of `page` bytes
+/// (0 when `len` is too long to be compact); for capacity planning, as in
+/// `memguard doctor`.
+///
+/// ```
+/// assert_eq!(memguard::compact_slots_per_page(32, 4096), 102);
+/// assert_eq!(memguard::compact_slots_per_page(4000, 4096), 0);
+/// ```
+pub fn compact_slots_per_page(len: usize, page: usize) -> usize {
+    if len == 0 || len > slab::max_len(page) {
+        0
+    } else {
+        slab::slots_per_page(len, page)
+    }
 }
 
 /// Set once [`wipe_before_exit`] has run.

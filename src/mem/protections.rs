@@ -22,6 +22,7 @@ use std::ops::{BitOr, BitOrAssign};
 /// | [`ABSENT_IN_FORKS`](Self::ABSENT_IN_FORKS) | `MADV_DONTFORK` (before 4.14) | `minherit(VM_INHERIT_NONE)` | no | no | no fork |
 /// | [`CANARY`](Self::CANARY) | all: when the data does not fill its pages exactly | | | | |
 /// | [`WIPE_BEFORE_CRASH`](Self::WIPE_BEFORE_CRASH) | SIGSEGV/SIGBUS handler | SIGSEGV/SIGBUS handler | SIGSEGV/SIGBUS handler | SIGSEGV/SIGBUS handler | vectored exception handler |
+/// | [`COMPACT`](Self::COMPACT) | all: a small buffer in a shared slab (then without `GUARD_PAGES`) | | | | |
 ///
 /// ```
 /// use memguard::{LockedBuffer, Protections};
@@ -56,9 +57,15 @@ impl Protections {
     /// guard page hit, a write to a frozen buffer, any crash the fault hook
     /// sees).
     pub const WIPE_BEFORE_CRASH: Protections = Protections(1 << 6);
+    /// The buffer is *compact*: a slot in a page shared with other small
+    /// secrets (see [`CompactMode`](crate::CompactMode)). The shared pages
+    /// have guard pages around them, but the slot has none of its own
+    /// ([`GUARD_PAGES`](Self::GUARD_PAGES) is not set): canaries before and
+    /// after it ([`CANARY`](Self::CANARY)) stand in for them.
+    pub const COMPACT: Protections = Protections(1 << 7);
 
     /// Every protection, with its name, in the order they are printed.
-    const NAMED: [(Protections, &'static str); 7] = [
+    const NAMED: [(Protections, &'static str); 8] = [
         (Protections::GUARD_PAGES, "GUARD_PAGES"),
         (Protections::LOCKED, "LOCKED"),
         (Protections::OUT_OF_DUMPS, "OUT_OF_DUMPS"),
@@ -66,6 +73,7 @@ impl Protections {
         (Protections::ABSENT_IN_FORKS, "ABSENT_IN_FORKS"),
         (Protections::CANARY, "CANARY"),
         (Protections::WIPE_BEFORE_CRASH, "WIPE_BEFORE_CRASH"),
+        (Protections::COMPACT, "COMPACT"),
     ];
 
     /// No protection at all.
@@ -180,6 +188,6 @@ mod tests {
         let all = Protections::NAMED
             .iter()
             .fold(Protections::empty(), |a, &(p, _)| a | p);
-        assert_eq!(all.names().count(), 7);
+        assert_eq!(all.names().count(), 8);
     }
 }
