@@ -592,6 +592,11 @@ impl Slabs {
     }
 }
 
+// The slot state under every interleaving, with loom (scripts/loom.sh).
+#[cfg(all(test, loom))]
+#[path = "slab_loom.rs"]
+mod loom_model;
+
 #[cfg(all(test, not(miri), not(loom)))]
 mod tests {
     use super::*;
