@@ -482,3 +482,78 @@ fn automatic_mode_gives_own_pages_within_the_budget_then_compact() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// 8. The opt-in bounded wait
+// ---------------------------------------------------------------------------
+
+/// CPU time this thread has used.
+fn thread_cpu() -> Duration {
+    // SAFETY (test): getrusage writes one struct we own.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY (test): as above.
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) }, 0);
+    let t = |v: libc::timeval| Duration::new(v.tv_sec as u64, v.tv_usec as u32 * 1000);
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+#[test]
+fn open_timeout_waits_for_a_free_then_gives_the_error() {
+    const TEST: &str = "open_timeout_waits_for_a_free_then_gives_the_error";
+    match role(TEST) {
+        Role::Bystander => {}
+        Role::Parent => {
+            for scenario in ["never", "always"] {
+                let out = run(TEST, scenario);
+                assert_passed(&out, "WAIT-OK", scenario);
+            }
+        }
+        Role::Child(scenario) => {
+            let mode = if scenario == "never" {
+                CompactMode::Never
+            } else {
+                CompactMode::Always
+            };
+            memguard::set_compact_mode(mode);
+            memguard::set_spare_limit(0);
+            // The session key first, then the budget used up.
+            let sealed = Enclave::new(&mut secret(7).to_vec()).unwrap();
+            enforce_memlock_limit(64 * 1024);
+            let mut held = Vec::new();
+            let refused = loop {
+                assert!(held.len() < 10_000, "the limit never bit");
+                match LockedBuffer::new(32) {
+                    Ok(b) => held.push(b),
+                    Err(e) => break e,
+                }
+            };
+            assert!(matches!(refused, Error::MemoryLock { .. }), "{refused:?}");
+            // Nobody frees: the error after the timeout, sleeping.
+            let began = std::time::Instant::now();
+            let cpu = thread_cpu();
+            let got = LockedBuffer::new_timeout(32, Duration::from_millis(300));
+            let (waited, spent) = (began.elapsed(), thread_cpu() - cpu);
+            assert!(matches!(got, Err(Error::MemoryLock { .. })), "{got:?}");
+            assert!(waited >= Duration::from_millis(300), "waited {waited:?}");
+            assert!(spent < Duration::from_millis(100), "{spent:?} of CPU: a busy loop");
+            // Another thread frees one: the waiter gets it.
+            let last = held.pop().unwrap();
+            let freer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200));
+                drop(last);
+            });
+            let got = if mode == CompactMode::Never {
+                sealed.open_timeout(Duration::from_secs(20))
+            } else {
+                LockedBuffer::new_timeout(32, Duration::from_secs(20))
+            };
+            freer.join().unwrap();
+            let got = got.expect("a buffer once another thread freed one");
+            if mode == CompactMode::Never {
+                assert!(got.equal_to(&secret(7)));
+            }
+            assert_eq!(got.is_compact(), mode == CompactMode::Always);
+            mark(&format!("WAIT-OK [{scenario}]: {} held", held.len()));
+        }
+    }
+}

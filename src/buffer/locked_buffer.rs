@@ -81,6 +81,21 @@ impl LockedBuffer {
         Ok(LockedBuffer { region, slot })
     }
 
+    /// As [`new`](LockedBuffer::new), but when locked memory or mappings
+    /// run out it waits up to `timeout` for another buffer to be destroyed
+    /// and tries again; see [`Enclave::open_timeout`](crate::Enclave::open_timeout)
+    /// for how it waits and what happens when the waiting thread holds the
+    /// buffers itself.
+    ///
+    /// ```
+    /// let buf = memguard::LockedBuffer::new_timeout(32, std::time::Duration::ZERO)?;
+    /// assert_eq!(buf.len(), 32);
+    /// # Ok::<(), memguard::Error>(())
+    /// ```
+    pub fn new_timeout(size: usize, timeout: std::time::Duration) -> Result<LockedBuffer> {
+        crate::mem::retry_on_lock_limit(timeout, || LockedBuffer::new(size))
+    }
+
     /// An immutable buffer of `size` bytes from the operating system's CSPRNG.
     ///
     /// ```

@@ -418,7 +418,9 @@ impl Region {
     /// acted on, so that a purge can wipe everything else first.
     pub(crate) fn destroy_collecting(&self) -> Option<CanaryCorruption> {
         if self.state.request_destroy() {
-            self.wipe_and_unmap().err()
+            let result = self.wipe_and_unmap().err();
+            super::lock_wait::notify();
+            result
         } else {
             None
         }
@@ -460,7 +462,9 @@ impl Region {
     }
 
     fn finish_destroy(&self) {
-        if let Err(corrupted) = self.wipe_and_unmap() {
+        let result = self.wipe_and_unmap();
+        super::lock_wait::notify();
+        if let Err(corrupted) = result {
             corruption::fatal(corrupted);
         }
     }

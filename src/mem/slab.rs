@@ -566,6 +566,7 @@ impl Slabs {
         // only); removed from every list and from the crash table, so
         // nothing reaches it any more.
         unsafe { Os::free(slab.base, 3 * Os::page_size()) };
+        super::lock_wait::notify();
     }
 
     /// In a forked child: every slab of the parent is dead here (zeros or

@@ -209,6 +209,7 @@ pub(crate) fn drain() -> usize {
 fn release(spare: Spare) {
     let inherited = spare.forks != fork::generation();
     super::region::count_own(Os::page_size(), false);
+    super::lock_wait::notify();
     if inherited && !spare.mapping.contains(Protections::ZEROED_IN_FORKS) {
         // The mapping did not come with the fork; something else may live at
         // that address now.
