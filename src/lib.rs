@@ -114,10 +114,10 @@ pub use crypto::scramble_bytes;
 pub use enclave::Enclave;
 pub use error::{Error, Result};
 pub use mem::{
-    compact_mode, compact_slots_per_page, compact_usage, set_compact_mode, CompactMode,
-    COMPACT_MAX_FRACTION, crash_handler_installed, disable_process_hardening, is_process_hardened, set_spare_limit,
-    simulate_kernel_without_wipe_on_fork, spare_limit, spare_mappings, wipe_bytes, Protections,
-    Ref, RefMut,
+    compact_mode, compact_slots_per_page, compact_usage, crash_handler_installed,
+    disable_process_hardening, is_process_hardened, set_compact_mode, set_spare_limit,
+    simulate_kernel_without_wipe_on_fork, spare_limit, spare_mappings, wipe_bytes, CompactMode,
+    Protections, Ref, RefMut, COMPACT_MAX_FRACTION,
 };
 pub use session::{live_buffers, purge, safe_exit, safe_panic};
 pub use signals::{catch_interrupt, catch_signal, catch_signals, Signal, TERMINATING_SIGNALS};

@@ -186,11 +186,8 @@ fn hundred_thousand_secrets_fit_8_mib_in_few_mappings() {
     match role(TEST) {
         Role::Bystander => {}
         Role::Parent => {
-            let out = support::run_child_timeout(
-                TEST,
-                &format!("{TEST}/run"),
-                Duration::from_secs(120),
-            );
+            let out =
+                support::run_child_timeout(TEST, &format!("{TEST}/run"), Duration::from_secs(120));
             assert_passed(&out, "HUNDRED-THOUSAND-OK", "100,000 secrets under 8 MiB");
         }
         Role::Child(_) => {
@@ -255,7 +252,11 @@ fn a_one_byte_overflow_of_a_compact_slot_aborts_with_the_canary_report() {
             assert!(a.is_compact() && b.is_compact());
             let pa = a.bytes_mut().unwrap().as_mut_ptr();
             let pb = b.bytes().as_ptr() as usize;
-            assert_eq!(pb, pa as usize + 40, "b is the next slot: 8 bytes of canary apart");
+            assert_eq!(
+                pb,
+                pa as usize + 40,
+                "b is the next slot: 8 bytes of canary apart"
+            );
             // SAFETY (test): one byte past a's data, into the canary between
             // the slots; this is the bug under test.
             unsafe { pa.add(32).write_volatile(0x41) };
@@ -304,8 +305,7 @@ fn a_write_to_a_frozen_compact_secret_dies_of_sigsegv() {
             assert!(frozen.is_compact() && !frozen.is_mutable());
             let p = frozen.bytes().as_ptr() as usize;
             assert_eq!(perms(p).as_deref(), Some("r--p"), "a read-only slab");
-            assert!(perms(neighbour.bytes().as_ptr() as usize)
-                .is_some_and(|p| p.starts_with("rw")));
+            assert!(perms(neighbour.bytes().as_ptr() as usize).is_some_and(|p| p.starts_with("rw")));
             mark("WRITING");
             // SAFETY (test): a write to a frozen secret: it must fault.
             unsafe { (p as *mut u8).write_volatile(1) };
@@ -417,7 +417,11 @@ fn purge_wipes_compact_secrets_and_unmaps_their_slabs() {
             if is_mapped(kept_addr) && perms(kept_addr).is_some_and(|p| p.starts_with('r')) {
                 // SAFETY (test): as above.
                 let seen = unsafe { std::slice::from_raw_parts(kept_addr as *const u8, 32) };
-                assert_ne!(seen, &secret(999), "the guarded secret after its guard dropped");
+                assert_ne!(
+                    seen,
+                    &secret(999),
+                    "the guarded secret after its guard dropped"
+                );
             }
             memguard::purge();
             assert_eq!(memguard::compact_usage(), (0, 0), "every slab unmapped");
@@ -535,7 +539,10 @@ fn open_timeout_waits_for_a_free_then_gives_the_error() {
             let (waited, spent) = (began.elapsed(), thread_cpu() - cpu);
             assert!(matches!(got, Err(Error::MemoryLock { .. })), "{got:?}");
             assert!(waited >= Duration::from_millis(300), "waited {waited:?}");
-            assert!(spent < Duration::from_millis(100), "{spent:?} of CPU: a busy loop");
+            assert!(
+                spent < Duration::from_millis(100),
+                "{spent:?} of CPU: a busy loop"
+            );
             // Another thread frees one: the waiter gets it.
             let last = held.pop().unwrap();
             let freer = std::thread::spawn(move || {
@@ -554,6 +561,58 @@ fn open_timeout_waits_for_a_free_then_gives_the_error() {
             }
             assert_eq!(got.is_compact(), mode == CompactMode::Always);
             mark(&format!("WAIT-OK [{scenario}]: {} held", held.len()));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 9. How many fit: each layout until the error
+// ---------------------------------------------------------------------------
+
+#[test]
+fn open_secrets_until_the_64_kib_limit_in_each_mode() {
+    const TEST: &str = "open_secrets_until_the_64_kib_limit_in_each_mode";
+    const LIMIT: usize = 64 * 1024;
+    match role(TEST) {
+        Role::Bystander => {}
+        Role::Parent => {
+            for mode in ["never", "automatic", "always"] {
+                let out = run(TEST, mode);
+                assert_passed(&out, "FIT-OK", mode);
+            }
+        }
+        Role::Child(mode) => {
+            memguard::set_compact_mode(match mode.as_str() {
+                "never" => CompactMode::Never,
+                "always" => CompactMode::Always,
+                _ => CompactMode::Automatic,
+            });
+            memguard::set_spare_limit(0);
+            enforce_memlock_limit(LIMIT as u64);
+            let sealed = Enclave::new(&mut secret(5).to_vec()).unwrap();
+            let mut held = Vec::new();
+            let err = loop {
+                assert!(held.len() < 100_000, "the limit never bit");
+                match sealed.open() {
+                    Ok(b) => held.push(b),
+                    Err(e) => break e,
+                }
+            };
+            assert!(
+                matches!(err, Error::MemoryLock { requested, .. } if requested == page_size()),
+                "{err:?}"
+            );
+            assert!(held.iter().all(|b| b.equal_to(&secret(5))));
+            let n = held.len();
+            match mode.as_str() {
+                // The key takes a page, each secret one more.
+                "never" => assert_eq!(n, LIMIT / page_size() - 1),
+                _ => assert!(n >= 1000, "{n} open secrets under 64 KiB"),
+            }
+            mark(&format!(
+                "FIT-OK [{mode}]: {n} open 32-byte secrets under 64 KiB, VmLck {} bytes",
+                locked_bytes()
+            ));
         }
     }
 }

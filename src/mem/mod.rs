@@ -29,13 +29,13 @@ use sys::Os;
 
 pub use compact_mode::{compact_mode, set_compact_mode, CompactMode};
 pub(crate) use corruption::{report_and_abort, set_wipe_all, CanaryCorruption};
-pub use slab::COMPACT_MAX_FRACTION;
 pub use harden::{disable_process_hardening, is_process_hardened};
+pub(crate) use lock_wait::retry as retry_on_lock_limit;
 pub use protections::Protections;
 pub use reference::Ref;
 pub use reference_mut::RefMut;
-pub(crate) use lock_wait::retry as retry_on_lock_limit;
 pub(crate) use region::Region;
+pub use slab::COMPACT_MAX_FRACTION;
 pub(crate) use wipe::scrub_stack;
 pub use wipe::wipe_bytes;
 

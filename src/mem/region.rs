@@ -4,12 +4,12 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use super::borrow::{BorrowState, Refused};
+use super::compact_mode::{compact_mode, CompactMode};
 use super::corruption::{self, CanaryCorruption};
 use super::layout::Layout;
 use super::protections::Protections;
 use super::reference::Ref;
 use super::reference_mut::RefMut;
-use super::compact_mode::{compact_mode, CompactMode};
 use super::slab::{self, Slot};
 use super::sys::{Access, Os, Pages};
 use super::{canary, crash_handler, crash_table, fork, harden, spares, wipe};
