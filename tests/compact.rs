@@ -9,6 +9,7 @@
 mod support;
 
 #[path = "support/forked.rs"]
+#[allow(dead_code)] // tests/fork.rs uses the rest
 mod forked;
 #[path = "support/scan.rs"]
 mod scan;
@@ -248,7 +249,7 @@ fn a_one_byte_overflow_of_a_compact_slot_aborts_with_the_canary_report() {
             memguard::set_compact_mode(CompactMode::Always);
             let mut a = LockedBuffer::new(32).unwrap();
             let b = LockedBuffer::new(32).unwrap();
-            let other = LockedBuffer::from_bytes(&mut *b"another secret".to_vec()).unwrap();
+            let other = LockedBuffer::from_bytes(&mut b"another secret".to_vec()).unwrap();
             assert!(a.is_compact() && b.is_compact());
             let pa = a.bytes_mut().unwrap().as_mut_ptr();
             let pb = b.bytes().as_ptr() as usize;
@@ -292,7 +293,7 @@ fn a_write_to_a_frozen_compact_secret_dies_of_sigsegv() {
             let neighbour = LockedBuffer::new(32).unwrap();
             let frozen = match scenario.as_str() {
                 "random" => LockedBuffer::random(32).unwrap(),
-                "opened" => Enclave::new(&mut vec![9u8; 32]).unwrap().open().unwrap(),
+                "opened" => Enclave::new(&mut [9u8; 32]).unwrap().open().unwrap(),
                 _ => {
                     let mut k = LockedBuffer::random(32).unwrap();
                     k.melt().unwrap();
