@@ -29,7 +29,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 pub enum CompactMode {
     /// The default: a small buffer gets a mapping of its own (guard pages
     /// on both sides) while that mapping fits the *own-page budget*, a
-    /// quarter of the lock limit (all of it when unlimited), and the system
+    /// quarter of the lock limit (all of it when unlimited, and on Windows,
+    /// where memguard grows the working-set quota itself), and the system
     /// grants it; otherwise (the budget is used up, or the system refuses
     /// with [`Error::MemoryLock`](crate::Error::MemoryLock) or
     /// [`Error::OutOfMappings`](crate::Error::OutOfMappings)) it goes to a

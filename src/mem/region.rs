@@ -99,8 +99,12 @@ pub(crate) fn count_own(data_pages: usize, made: bool) {
 }
 
 /// Whether one more own page fits the own-page budget: a quarter of the
-/// lock limit, or no bound when the limit is unlimited.
+/// lock limit, or no bound when the limit is unlimited or one memguard
+/// grows itself (Windows).
 fn own_page_fits(page: usize) -> bool {
+    if !Os::FIXED_LOCK_LIMIT {
+        return true;
+    }
     match Os::lock_limit() {
         None => true,
         Some(limit) => OWN_LOCKED.load(Ordering::Relaxed) + page <= limit / OWN_SHARE,

@@ -258,7 +258,11 @@ pub(crate) fn move_to(
         // SAFETY: our slab's data page; we hold the slab lock, and the slots
         // of a frozen slab are only read by others, so making it writable
         // for a moment takes nothing away from them.
-        unsafe { Os::protect(data, page, Access::ReadWrite) }?;
+        if let Err(e) = unsafe { Os::protect(data, page, Access::ReadWrite) } {
+            // Nothing was written to `to`: it is canary, and goes back.
+            let _ = slabs.give_back(to, len, pattern);
+            return Err(e);
+        }
     }
     // SAFETY: `from` holds the secret (exclusive borrow held by the
     // caller); `to` was free and is ours; both are `len` bytes at the end of
