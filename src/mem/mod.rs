@@ -121,8 +121,13 @@ pub(crate) fn purge_compact() -> Vec<CanaryCorruption> {
 /// Compact slabs mapped now, and compact secrets held in them.
 ///
 /// ```
+/// memguard::set_compact_mode(memguard::CompactMode::Always);
+/// let token = memguard::LockedBuffer::new(32)?;
 /// let (slabs, secrets) = memguard::compact_usage();
-/// assert!(secrets <= slabs * 4096);
+/// assert!(slabs >= 1 && secrets >= 1);
+/// drop(token);
+/// assert_eq!(memguard::compact_usage().1, secrets - 1);
+/// # Ok::<(), memguard::Error>(())
 /// ```
 pub fn compact_usage() -> (usize, usize) {
     slab::usage()
