@@ -37,6 +37,12 @@ use crate::mem::{wipe_bytes, Ref, RefMut, Region};
 ///   (so the old address still faults), for the next one-page buffer; see
 ///   [`set_spare_limit`](crate::set_spare_limit).
 ///
+/// A small buffer (up to 1/16 of a page) may instead be *compact*: a slot in
+/// a locked page shared with other small secrets, between canaries rather
+/// than guard pages, when the lock budget would not allow a page of its own
+/// or the application asked for it; see [`CompactMode`](crate::CompactMode)
+/// and [`is_compact`](LockedBuffer::is_compact).
+///
 /// The data is reached through guards: [`bytes`](LockedBuffer::bytes) gives a
 /// [`Ref`], [`bytes_mut`](LockedBuffer::bytes_mut) a [`RefMut`]. A
 /// [`purge`](crate::purge) on another thread never frees memory a guard can
