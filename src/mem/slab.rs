@@ -620,7 +620,7 @@ impl Slabs {
 #[path = "slab_loom.rs"]
 mod loom_model;
 
-#[cfg(all(test, not(miri), not(loom)))]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
@@ -657,6 +657,28 @@ mod tests {
         for s in slots {
             free(s, 32).unwrap();
         }
+    }
+
+    #[test]
+    fn freeze_and_melt_move_the_secret_between_slab_classes() {
+        let a = allocate(24).unwrap();
+        // SAFETY: our writable slot, not shared.
+        unsafe { data_of(a, 24) }.fill(0x3C);
+        let (frozen, damaged) = move_to(a, 24, true).unwrap();
+        assert!(damaged.is_none());
+        assert_ne!(
+            frozen.slab, a.slab,
+            "frozen secrets live in slabs of their own"
+        );
+        // SAFETY: our slot, read only (the page is read-only).
+        assert!(unsafe { data_of(frozen, 24) }.iter().all(|&b| b == 0x3C));
+        let (back, damaged) = move_to(frozen, 24, false).unwrap();
+        assert!(damaged.is_none());
+        // SAFETY: our writable slot again.
+        let data = unsafe { data_of(back, 24) };
+        assert!(data.iter().all(|&b| b == 0x3C));
+        data.fill(1);
+        free(back, 24).unwrap();
     }
 
     #[test]
