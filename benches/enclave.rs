@@ -34,6 +34,11 @@
 //!     same two with spares off (`set_spare_limit(0)`), a new mapping each
 //!     time.
 //!
+//!   - `enclave_open_compact`: `open` + drop with `CompactMode::Always` (a
+//!     writable slot, then a frozen one), against `enclave_open` (a
+//!     one-page buffer from a spare, `CompactMode::Never`); target: compact
+//!     no slower.
+//!
 //!   Targets: `enclave_new <= raw_seal_plus_open`,
 //!   `enclave_open_into <= raw_seal_plus_open`, and
 //!   `enclave_open <= locked_buffer_lifecycle + 3 us`.
@@ -230,6 +235,13 @@ fn seal_open_32(c: &mut Criterion) {
 
     g.bench_function("enclave_open", |b| {
         b.iter(|| drop(black_box(sealed.open().expect("open"))))
+    });
+
+    g.bench_function("enclave_open_compact", |b| {
+        let before = memguard::compact_mode();
+        memguard::set_compact_mode(memguard::CompactMode::Always);
+        b.iter(|| drop(black_box(sealed.open().expect("open"))));
+        memguard::set_compact_mode(before);
     });
 
     g.bench_function("locked_buffer_lifecycle", |b| {

@@ -20,6 +20,16 @@
 //! - `freeze_melt/{memguard,raw_floor}`: `freeze` + `melt` of a 32-byte
 //!   buffer, against two mprotects of one guarded, locked page.
 //! - `access/*`: the guards of a 32-byte buffer, against reading a `Vec`.
+//! - `compact/new_drop/{own_spares,compact}`: `LockedBuffer::new(32)` + drop
+//!   as a one-page buffer reusing a spare (`CompactMode::Never`, the
+//!   baseline) and as a compact slot (`CompactMode::Always`); target:
+//!   compact no slower.
+//! - `compact/new_freeze_drop/{own_spares,compact}`: the same with a
+//!   `freeze` (what `Enclave::open` does besides decrypting).
+//! - `compact/open_1000_x8/{own,compact}`: 8 threads each make 125 32-byte
+//!   buffers, all 1,000 open at once, then drop them; throughput in
+//!   buffers. The memory locked with the 1,000 open (`VmLck`) is printed on
+//!   stderr once per layout.
 //!
 //! The goal: `lifecycle/memguard_no_spares/32` within 1.05x of
 //! `lifecycle/raw_floor/32` (the floor).
@@ -191,11 +201,101 @@ fn access(c: &mut Criterion) {
     group.finish();
 }
 
+/// Runs `body` with `mode` set, then puts the old mode back.
+#[cfg(target_os = "linux")]
+fn with_mode<T>(mode: memguard::CompactMode, body: impl FnOnce() -> T) -> T {
+    let before = memguard::compact_mode();
+    memguard::set_compact_mode(mode);
+    let out = body();
+    memguard::set_compact_mode(before);
+    out
+}
+
+/// `VmLck` of this process, in bytes.
+#[cfg(target_os = "linux")]
+fn locked_bytes() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmLck:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+        .map_or(0, |k| k * 1024)
+}
+
+#[cfg(target_os = "linux")]
+fn compact(c: &mut Criterion) {
+    use memguard::CompactMode;
+    let mut group = c.benchmark_group("compact");
+    let layouts = [
+        ("own_spares", CompactMode::Never),
+        ("compact", CompactMode::Always),
+    ];
+    for (name, mode) in layouts {
+        group.bench_function(BenchmarkId::new("new_drop", name), |b| {
+            with_mode(mode, || {
+                b.iter(|| drop(black_box(LockedBuffer::new(black_box(32)).expect("new"))));
+            });
+        });
+    }
+    for (name, mode) in layouts {
+        group.bench_function(BenchmarkId::new("new_freeze_drop", name), |b| {
+            with_mode(mode, || {
+                b.iter(|| {
+                    let mut buf = LockedBuffer::new(black_box(32)).expect("new");
+                    buf.freeze().expect("freeze");
+                    drop(black_box(buf));
+                });
+            });
+        });
+    }
+    group.throughput(Throughput::Elements(1000));
+    group.sample_size(20);
+    for (name, mode) in [
+        ("own", CompactMode::Never),
+        ("compact", CompactMode::Always),
+    ] {
+        let mut reported = false;
+        group.bench_function(BenchmarkId::new("open_1000_x8", name), |b| {
+            with_mode(mode, || {
+                b.iter(|| {
+                    let barrier = std::sync::Barrier::new(8);
+                    let locked = std::sync::atomic::AtomicUsize::new(0);
+                    std::thread::scope(|s| {
+                        for _ in 0..8 {
+                            s.spawn(|| {
+                                let held: Vec<LockedBuffer> = (0..125)
+                                    .map(|_| LockedBuffer::new(32).expect("new"))
+                                    .collect();
+                                if barrier.wait().is_leader() {
+                                    locked.store(
+                                        locked_bytes(),
+                                        std::sync::atomic::Ordering::Relaxed,
+                                    );
+                                }
+                                barrier.wait();
+                                drop(black_box(held));
+                            });
+                        }
+                    });
+                    if !reported {
+                        reported = true;
+                        eprintln!(
+                            "compact/open_1000_x8/{name}: VmLck with 1,000 open: {} KiB",
+                            locked.load(std::sync::atomic::Ordering::Relaxed) / 1024
+                        );
+                    }
+                });
+            });
+        });
+    }
+    group.finish();
+}
+
 #[cfg(target_os = "linux")]
 criterion_group! {
     name = benches;
     config = config();
-    targets = lifecycle, freeze_melt, access, purge
+    targets = lifecycle, freeze_melt, access, purge, compact
 }
 #[cfg(target_os = "linux")]
 criterion_main!(benches);

@@ -83,6 +83,30 @@ impl Enclave {
         Ok(buf)
     }
 
+    /// As [`open`](Enclave::open), but when locked memory or mappings run
+    /// out ([`Error::MemoryLock`], [`Error::OutOfMappings`]) it waits for
+    /// another buffer to be destroyed and tries again, for at most
+    /// `timeout`; then it returns that error. It sleeps on a condition
+    /// variable (no busy loop) and holds no lock of memguard's while it
+    /// waits, so other threads destroy, purge and borrow as usual.
+    ///
+    /// A thread that holds the buffers that use up the budget itself (and
+    /// no other thread frees any) waits the whole `timeout` for nothing,
+    /// then gets the error: never a deadlock, but drop what you can before
+    /// waiting.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let sealed = memguard::Enclave::random(32)?;
+    /// let key = sealed.open_timeout(Duration::from_millis(100))?;
+    /// assert_eq!(key.len(), 32);
+    /// # Ok::<(), memguard::Error>(())
+    /// ```
+    pub fn open_timeout(&self, timeout: std::time::Duration) -> Result<LockedBuffer> {
+        crate::mem::retry_on_lock_limit(timeout, || self.open())
+    }
+
     /// Decrypts into `dst`, which must be mutable and exactly
     /// [`len`](Enclave::len) bytes long. Allocates nothing.
     ///

@@ -166,6 +166,12 @@ pub enum Error {
         reason: String,
     },
 
+    /// The buffer is compact (a slot in pages shared with other small
+    /// secrets, see [`CompactMode`](crate::CompactMode)), and pages shared
+    /// with other secrets cannot be made inaccessible between uses.
+    #[error("this buffer is compact (its pages are shared with other small secrets), so they cannot be sealed between uses; create it while set_compact_mode(CompactMode::Never) is in effect to give it pages of its own")]
+    CompactBuffer,
+
     /// The signal cannot be caught with `catch_signal`.
     #[error("signal {signal} cannot be caught this way (SIGKILL and SIGSTOP cannot be caught at all; faults such as SIGSEGV, SIGBUS, SIGILL and SIGFPE are handled by the crash handler)")]
     UncatchableSignal {
@@ -301,6 +307,7 @@ impl fmt::Debug for Error {
             Error::TooLarge { size } => ("TooLarge", &[("size", size)]),
             Error::Busy => ("Busy", &[]),
             Error::HardeningAlreadyApplied => ("HardeningAlreadyApplied", &[]),
+            Error::CompactBuffer => ("CompactBuffer", &[]),
             Error::MemoryBackendAlreadyChosen { current } => {
                 ("MemoryBackendAlreadyChosen", &[("current", current)])
             }

@@ -117,10 +117,11 @@ pub use crypto::scramble_bytes;
 pub use enclave::Enclave;
 pub use error::{Error, Result};
 pub use mem::{
-    crash_handler_installed, disable_process_hardening, is_process_hardened, memory_backend,
-    memory_backend_reason, set_memory_backend, set_no_access_between_uses, set_spare_limit,
-    simulate_kernel_without_wipe_on_fork, spare_limit, spare_mappings, wipe_bytes, MemoryBackend,
-    Protections, Ref, RefMut,
+    compact_mode, compact_slots_per_page, compact_usage, crash_handler_installed,
+    disable_process_hardening, is_process_hardened, memory_backend, memory_backend_reason,
+    set_compact_mode, set_memory_backend, set_no_access_between_uses, set_spare_limit,
+    simulate_kernel_without_wipe_on_fork, spare_limit, spare_mappings, wipe_bytes, CompactMode,
+    MemoryBackend, Protections, Ref, RefMut, COMPACT_MAX_FRACTION,
 };
 pub use session::{live_buffers, purge, safe_exit, safe_panic};
 pub use signals::{catch_interrupt, catch_signal, catch_signals, Signal, TERMINATING_SIGNALS};

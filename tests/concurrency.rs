@@ -23,8 +23,56 @@ mod support;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Set (to any value) in the environment of a re-run of this file in which
+/// every buffer is compact (see `every_test_here_passes_with_compact_secrets`).
+const COMPACT_ENV: &str = "MEMGUARD_TEST_COMPACT";
+
+/// Every test here takes this first; in the compact re-run it also makes
+/// every small buffer compact.
 fn serial() -> MutexGuard<'static, ()> {
+    if std::env::var_os(COMPACT_ENV).is_some() {
+        memguard::set_compact_mode(memguard::CompactMode::Always);
+    }
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The contract holds for compact secrets too: this file's other tests,
+/// re-run in a child with every small buffer compact, all pass (and at
+/// least one buffer there was compact: see `compact_run_makes_compact_buffers`).
+#[test]
+fn every_test_here_passes_with_compact_secrets() {
+    if std::env::var_os(COMPACT_ENV).is_some() {
+        return; // the re-run itself
+    }
+    let exe = std::env::current_exe().expect("this test binary");
+    let out = std::process::Command::new(exe)
+        .args([
+            "--skip",
+            "every_test_here_passes_with_compact_secrets",
+            "--test-threads=2",
+        ])
+        .env(COMPACT_ENV, "1")
+        .output()
+        .expect("re-run this test binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the concurrency tests with compact secrets:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tests = 15;
+    assert!(
+        stdout.contains(&format!("test result: ok. {tests} passed")),
+        "expected all {tests} other tests to run and pass:\n{stdout}"
+    );
+}
+
+#[test]
+fn compact_run_makes_compact_buffers() {
+    let _serial = serial();
+    let buf = LockedBuffer::new(32).unwrap();
+    let expected = std::env::var_os(COMPACT_ENV).is_some();
+    assert_eq!(buf.is_compact(), expected, "{:?}", buf.protections());
 }
 
 /// Runs `body` on a fresh thread and waits at most `secs` seconds for it. A

@@ -267,6 +267,9 @@ fn secret_memory_counts_against_the_lock_limit() {
             support::set_memlock_limit(LIMIT as u64);
             support::drop_capabilities();
             memguard::set_spare_limit(0);
+            // Pages of its own for every buffer: compact secrets would share
+            // them and go on past one buffer per page.
+            memguard::set_compact_mode(memguard::CompactMode::Never);
             let mut held = Vec::new();
             let err = loop {
                 match LockedBuffer::new(32) {

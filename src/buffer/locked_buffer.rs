@@ -37,6 +37,12 @@ use crate::mem::{wipe_bytes, Ref, RefMut, Region};
 ///   (so the old address still faults), for the next one-page buffer; see
 ///   [`set_spare_limit`](crate::set_spare_limit).
 ///
+/// A small buffer (up to 1/16 of a page) may instead be *compact*: a slot in
+/// a locked page shared with other small secrets, between canaries rather
+/// than guard pages, when the lock budget would not allow a page of its own
+/// or the application asked for it; see [`CompactMode`](crate::CompactMode)
+/// and [`is_compact`](LockedBuffer::is_compact).
+///
 /// The data is reached through guards: [`bytes`](LockedBuffer::bytes) gives a
 /// [`Ref`], [`bytes_mut`](LockedBuffer::bytes_mut) a [`RefMut`]. A
 /// [`purge`](crate::purge) on another thread never frees memory a guard can
@@ -79,6 +85,21 @@ impl LockedBuffer {
         let region = Arc::new(Region::new(size)?);
         let slot = registry::register(Arc::clone(&region));
         Ok(LockedBuffer { region, slot })
+    }
+
+    /// As [`new`](LockedBuffer::new), but when locked memory or mappings
+    /// run out it waits up to `timeout` for another buffer to be destroyed
+    /// and tries again; see [`Enclave::open_timeout`](crate::Enclave::open_timeout)
+    /// for how it waits and what happens when the waiting thread holds the
+    /// buffers itself.
+    ///
+    /// ```
+    /// let buf = memguard::LockedBuffer::new_timeout(32, std::time::Duration::ZERO)?;
+    /// assert_eq!(buf.len(), 32);
+    /// # Ok::<(), memguard::Error>(())
+    /// ```
+    pub fn new_timeout(size: usize, timeout: std::time::Duration) -> Result<LockedBuffer> {
+        crate::mem::retry_on_lock_limit(timeout, || LockedBuffer::new(size))
     }
 
     /// An immutable buffer of `size` bytes from the operating system's CSPRNG.
@@ -182,7 +203,9 @@ impl LockedBuffer {
     /// this buffer is held (`on`), or not; see
     /// [`set_no_access_between_uses`](crate::set_no_access_between_uses)
     /// for the process-wide default. Fails with [`Error::Busy`] while
-    /// borrowed and [`Error::Destroyed`] once destroyed.
+    /// borrowed, [`Error::Destroyed`] once destroyed, and
+    /// [`Error::CompactBuffer`] when turned on for a compact buffer (see
+    /// [`is_compact`](Self::is_compact)), whose pages other secrets share.
     ///
     /// ```
     /// let key = memguard::LockedBuffer::random(32)?;
@@ -335,6 +358,23 @@ impl LockedBuffer {
     /// ```
     pub fn protections(&self) -> crate::Protections {
         self.region.protections()
+    }
+
+    /// Whether this buffer is compact: a slot in a page shared with other
+    /// small secrets, with canaries instead of guard pages right against
+    /// it (see [`CompactMode`](crate::CompactMode)); the same as
+    /// `protections().contains(Protections::COMPACT)`.
+    ///
+    /// ```
+    /// let key = memguard::LockedBuffer::new(32)?;
+    /// // With the lock budget free, a small buffer gets pages of its own.
+    /// # if memguard::compact_mode() == memguard::CompactMode::Automatic {
+    /// assert!(!key.is_compact());
+    /// # }
+    /// # Ok::<(), memguard::Error>(())
+    /// ```
+    pub fn is_compact(&self) -> bool {
+        self.region.is_compact()
     }
 
     /// Whether forked children see the data as zeros: `true` with

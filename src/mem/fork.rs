@@ -73,11 +73,13 @@ pub(crate) enum ForkLock {
     Registry,
     /// The spare mappings.
     Spares,
+    /// The compact slabs (their holder adds to the crash table).
+    Slabs,
     /// The crash table's free list.
     CrashTable,
 }
 
-const LOCKS: usize = 6;
+const LOCKS: usize = 7;
 
 /// What the hooks call for one [`ForkLock`]: take it (before fork), give it
 /// back (after, in parent and child).

@@ -6,18 +6,21 @@
 
 mod borrow;
 mod canary;
+mod compact_mode;
 mod corruption;
 mod crash_handler;
 mod crash_table;
 mod fork;
 mod harden;
 mod layout;
+mod lock_wait;
 mod memory_backend;
 mod protections;
 mod reference;
 mod reference_mut;
 mod region;
 mod seal;
+mod slab;
 mod spares;
 pub(crate) mod sys;
 mod wipe;
@@ -26,8 +29,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use sys::Os;
 
+pub use compact_mode::{compact_mode, set_compact_mode, CompactMode};
 pub(crate) use corruption::{report_and_abort, set_wipe_all, CanaryCorruption};
 pub use harden::{disable_process_hardening, is_process_hardened};
+pub(crate) use lock_wait::retry as retry_on_lock_limit;
 pub use memory_backend::{
     memory_backend, memory_backend_reason, set_memory_backend, MemoryBackend,
 };
@@ -35,6 +40,7 @@ pub use protections::Protections;
 pub use reference::Ref;
 pub use reference_mut::RefMut;
 pub(crate) use region::Region;
+pub use slab::COMPACT_MAX_FRACTION;
 pub(crate) use wipe::scrub_stack;
 pub use wipe::wipe_bytes;
 
@@ -100,6 +106,11 @@ pub fn spare_limit() -> usize {
 /// `BENCHMARKS.md`); one buffer can opt in or out with
 /// [`LockedBuffer::set_no_access_between_uses`](crate::LockedBuffer::set_no_access_between_uses).
 ///
+/// Sealing needs pages of the buffer's own: while it is on, small buffers
+/// do not fall back to shared pages ([`CompactMode::Automatic`] acts as
+/// [`CompactMode::Never`]); under [`CompactMode::Always`] they stay compact
+/// and unsealed.
+///
 /// ```
 /// memguard::set_no_access_between_uses(true);
 /// let key = memguard::LockedBuffer::random(32)?;
@@ -130,6 +141,44 @@ pub fn spare_mappings() -> usize {
 /// becoming spares; part of a purge.
 pub(crate) fn drain_spares() {
     spares::purge();
+}
+
+/// Unmaps every empty compact slab and checks the canaries of the slabs
+/// left (slots whose destruction waits for a guard); the damage found.
+/// Part of a purge, after every buffer is destroyed.
+pub(crate) fn purge_compact() -> Vec<CanaryCorruption> {
+    slab::purge()
+}
+
+/// Compact slabs mapped now, and compact secrets held in them.
+///
+/// ```
+/// memguard::set_compact_mode(memguard::CompactMode::Always);
+/// let token = memguard::LockedBuffer::new(32)?;
+/// let (slabs, secrets) = memguard::compact_usage();
+/// assert!(slabs >= 1 && secrets >= 1);
+/// drop(token);
+/// assert_eq!(memguard::compact_usage().1, secrets - 1);
+/// # Ok::<(), memguard::Error>(())
+/// ```
+pub fn compact_usage() -> (usize, usize) {
+    slab::usage()
+}
+
+/// How many `len`-byte compact secrets fit in one page of `page` bytes
+/// (0 when `len` is too long to be compact); for capacity planning, as in
+/// `memguard doctor`.
+///
+/// ```
+/// assert_eq!(memguard::compact_slots_per_page(32, 4096), 102);
+/// assert_eq!(memguard::compact_slots_per_page(4000, 4096), 0);
+/// ```
+pub fn compact_slots_per_page(len: usize, page: usize) -> usize {
+    if len == 0 || len > slab::max_len(page) {
+        0
+    } else {
+        slab::slots_per_page(len, page)
+    }
 }
 
 /// Set once [`wipe_before_exit`] has run.

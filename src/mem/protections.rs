@@ -23,6 +23,7 @@ use std::ops::{BitOr, BitOrAssign};
 /// | [`CANARY`](Self::CANARY) | all: when the data does not fill its pages exactly | | | | |
 /// | [`WIPE_BEFORE_CRASH`](Self::WIPE_BEFORE_CRASH) | SIGSEGV/SIGBUS handler | SIGSEGV/SIGBUS handler | SIGSEGV/SIGBUS handler | SIGSEGV/SIGBUS handler | vectored exception handler |
 /// | [`SECRET_MEMORY`](Self::SECRET_MEMORY) | `memfd_secret` (5.14+, on by default since 6.5) | no | no | no | no |
+/// | [`COMPACT`](Self::COMPACT) | all: a small buffer in a shared slab (then without `GUARD_PAGES`) | | | | |
 ///
 /// ```
 /// use memguard::{LockedBuffer, Protections};
@@ -65,9 +66,15 @@ impl Protections {
     /// the pages really come from `memfd_secret`; see
     /// [`memory_backend`](crate::memory_backend).
     pub const SECRET_MEMORY: Protections = Protections(1 << 7);
+    /// The buffer is *compact*: a slot in a page shared with other small
+    /// secrets (see [`CompactMode`](crate::CompactMode)). The shared pages
+    /// have guard pages around them, but the slot has none of its own
+    /// ([`GUARD_PAGES`](Self::GUARD_PAGES) is not set): canaries before and
+    /// after it ([`CANARY`](Self::CANARY)) stand in for them.
+    pub const COMPACT: Protections = Protections(1 << 8);
 
     /// Every protection, with its name, in the order they are printed.
-    const NAMED: [(Protections, &'static str); 8] = [
+    const NAMED: [(Protections, &'static str); 9] = [
         (Protections::GUARD_PAGES, "GUARD_PAGES"),
         (Protections::LOCKED, "LOCKED"),
         (Protections::OUT_OF_DUMPS, "OUT_OF_DUMPS"),
@@ -76,6 +83,7 @@ impl Protections {
         (Protections::CANARY, "CANARY"),
         (Protections::WIPE_BEFORE_CRASH, "WIPE_BEFORE_CRASH"),
         (Protections::SECRET_MEMORY, "SECRET_MEMORY"),
+        (Protections::COMPACT, "COMPACT"),
     ];
 
     /// No protection at all.
@@ -190,6 +198,6 @@ mod tests {
         let all = Protections::NAMED
             .iter()
             .fold(Protections::empty(), |a, &(p, _)| a | p);
-        assert_eq!(all.names().count(), 8);
+        assert_eq!(all.names().count(), Protections::NAMED.len());
     }
 }

@@ -1,15 +1,17 @@
 //! [`Region`]: one guarded, locked mapping holding one buffer's bytes.
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use super::borrow::{BorrowState, Refused};
+use super::compact_mode::{compact_mode, CompactMode};
 use super::corruption::{self, CanaryCorruption};
 use super::layout::Layout;
 use super::protections::Protections;
 use super::reference::Ref;
 use super::reference_mut::RefMut;
 use super::seal::{self, Seal};
+use super::slab::{self, Slot};
 use super::sys::{Access, Os, Pages};
 use super::{canary, crash_handler, crash_table, fork, harden, spares, wipe};
 use crate::error::{Error, Result};
@@ -39,7 +41,81 @@ pub(crate) struct Region {
     /// The fork generation of the process that made it: in a forked child
     /// the region is inherited, and dead (see [`Region::is_inherited`]).
     forks: u64,
+    /// For a compact region (a slot in a shared slab, see `slab`): where
+    /// its slot is. Changed only under the exclusive borrow. `None` for a
+    /// region with a mapping of its own (`base` and `layout` then describe
+    /// it; for a compact region they are unused).
+    compact: Option<Place>,
 }
+
+/// A compact region's slot, in atomics: it is written only under the
+/// exclusive borrow and read only under a borrow, whose acquire and release
+/// order these accesses.
+struct Place {
+    slab: AtomicUsize,
+    index: AtomicUsize,
+    start: AtomicPtr<u8>,
+    size: usize,
+}
+
+impl Place {
+    fn new(slot: Slot) -> Place {
+        Place {
+            slab: AtomicUsize::new(slot.slab),
+            index: AtomicUsize::new(slot.index),
+            start: AtomicPtr::new(slot.start.as_ptr()),
+            size: slot.size,
+        }
+    }
+
+    fn get(&self) -> Slot {
+        let start = self.start.load(Ordering::Acquire);
+        Slot {
+            slab: self.slab.load(Ordering::Acquire),
+            index: self.index.load(Ordering::Acquire),
+            // A Place is made from a Slot, whose start is never null.
+            start: NonNull::new(start).unwrap_or(NonNull::dangling()),
+            size: self.size,
+        }
+    }
+
+    fn set(&self, slot: Slot) {
+        self.slab.store(slot.slab, Ordering::Release);
+        self.index.store(slot.index, Ordering::Release);
+        self.start.store(slot.start.as_ptr(), Ordering::Release);
+    }
+}
+
+/// Bytes of own mappings' data pages locked now (spares included), for the
+/// own-page budget of [`CompactMode::Automatic`].
+static OWN_LOCKED: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts an own mapping of `data_pages` bytes made (`true`) or released.
+pub(crate) fn count_own(data_pages: usize, made: bool) {
+    if made {
+        OWN_LOCKED.fetch_add(data_pages, Ordering::Relaxed);
+    } else {
+        let _ = OWN_LOCKED.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            Some(n.saturating_sub(data_pages))
+        });
+    }
+}
+
+/// Whether one more own page fits the own-page budget: a quarter of the
+/// lock limit, or no bound when the limit is unlimited or one memguard
+/// grows itself (Windows).
+fn own_page_fits(page: usize) -> bool {
+    if !Os::FIXED_LOCK_LIMIT {
+        return true;
+    }
+    match Os::lock_limit() {
+        None => true,
+        Some(limit) => OWN_LOCKED.load(Ordering::Relaxed) + page <= limit / OWN_SHARE,
+    }
+}
+
+/// The own-page budget is `lock limit / OWN_SHARE`.
+pub(crate) const OWN_SHARE: usize = 4;
 
 // SAFETY: the mapping belongs to this Region alone, and every access to its
 // bytes from safe code goes through Ref/RefMut, whose creation and release
@@ -62,11 +138,70 @@ impl Region {
         crash_handler::install();
         fork::install();
         let canary = canary::pattern(page)?;
-        let spare = if layout.data_pages == page {
-            spares::take(page)
-        } else {
-            None
+        let small = len <= slab::max_len(page);
+        // With "no access between uses" the process default, a buffer must
+        // have pages of its own to be sealed: the automatic fallback to
+        // shared pages is off then (an explicit CompactMode::Always wins,
+        // and its buffers are not sealed).
+        let mode = match compact_mode() {
+            CompactMode::Automatic if seal::default() => CompactMode::Never,
+            mode => mode,
         };
+        match (mode, small) {
+            (CompactMode::Always, true) => Region::new_compact(len, layout, canary),
+            (CompactMode::Automatic, true) => {
+                let spare = if layout.data_pages == page {
+                    spares::take(page)
+                } else {
+                    None
+                };
+                if spare.is_none() && !own_page_fits(page) {
+                    return Region::new_compact(len, layout, canary);
+                }
+                match Region::new_own(len, layout, canary, spare) {
+                    Err(Error::MemoryLock { .. } | Error::OutOfMappings { .. }) => {
+                        Region::new_compact(len, layout, canary)
+                    }
+                    other => other,
+                }
+            }
+            _ => {
+                let spare = if layout.data_pages == page {
+                    spares::take(page)
+                } else {
+                    None
+                };
+                Region::new_own(len, layout, canary, spare)
+            }
+        }
+    }
+
+    /// A compact region: a slot in a shared slab (see `slab`).
+    fn new_compact(len: usize, layout: Layout, canary: &'static [u8]) -> Result<Region> {
+        let slot = slab::allocate(len)?;
+        Ok(Region {
+            base: slot.start,
+            layout,
+            canary,
+            len: AtomicUsize::new(len),
+            state: BorrowState::new(),
+            frozen: AtomicBool::new(false),
+            seal: Seal::new(),
+            mapping: slab::protections_of(slot),
+            crash_slot: None,
+            epoch: spares::epoch(),
+            forks: fork::generation(),
+            compact: Some(Place::new(slot)),
+        })
+    }
+
+    /// A region with a mapping of its own: `spare`, or a new one.
+    fn new_own(
+        len: usize,
+        layout: Layout,
+        canary: &'static [u8],
+        spare: Option<(NonNull<u8>, Protections)>,
+    ) -> Result<Region> {
         let (base, mapping) = match spare {
             Some(spare) => spare,
             None => match Region::map(layout) {
@@ -88,6 +223,7 @@ impl Region {
             crash_slot: crash_table::add(data, n),
             epoch: spares::epoch(),
             forks: fork::generation(),
+            compact: None,
         };
         let slack = layout.slack(len);
         if slack > 0 {
@@ -119,7 +255,10 @@ impl Region {
             })
         };
         match set_up {
-            Ok(mapping) => Ok((base, mapping)),
+            Ok(mapping) => {
+                count_own(n, true);
+                Ok((base, mapping))
+            }
             Err(e) => {
                 // SAFETY: exactly the mapping allocate() returned, never shared.
                 unsafe { Os::free(base, layout.total()) };
@@ -136,6 +275,11 @@ impl Region {
     /// The page size the region was made with.
     pub(crate) fn page_size(&self) -> usize {
         self.layout.page
+    }
+
+    /// Whether this region is a slot in a shared slab.
+    pub(crate) fn is_compact(&self) -> bool {
+        self.compact.is_some()
     }
 
     /// Whether the data pages are read-only.
@@ -162,6 +306,9 @@ impl Region {
     /// when there is slack before the data, the wipe before a crash when
     /// the fault hook is in place and the region is in its table.
     pub(crate) fn protections(&self) -> Protections {
+        if self.compact.is_some() {
+            return self.mapping;
+        }
         let mut p = self.mapping;
         if self.layout.slack(self.len()) > 0 {
             p |= Protections::CANARY;
@@ -214,7 +361,19 @@ impl Region {
     pub(crate) fn set_frozen(&self, frozen: bool) -> Result<()> {
         self.begin_write()?;
         let mut result = Ok(());
-        if self.is_frozen() != frozen {
+        if let Some(place) = self.compact.as_ref().filter(|_| self.is_frozen() != frozen) {
+            match slab::move_to(place.get(), self.len(), frozen) {
+                Ok((to, damaged)) => {
+                    place.set(to);
+                    self.frozen.store(frozen, Ordering::Release);
+                    if let Some(c) = damaged {
+                        self.end_write();
+                        corruption::fatal(c);
+                    }
+                }
+                Err(e) => result = Err(e),
+            }
+        } else if self.is_frozen() != frozen {
             let access = if frozen {
                 Access::ReadOnly
             } else {
@@ -236,6 +395,9 @@ impl Region {
     /// they end at the trailing guard page, and fills the freed space with
     /// canary. Used by constructors that read an unknown amount.
     pub(crate) fn shrink_to_prefix(&self, new_len: usize) -> Result<()> {
+        if let Some(place) = &self.compact {
+            return self.shrink_compact(place, new_len);
+        }
         let mut all = self.write_all_pages()?;
         let old_len = self.len();
         if new_len == 0 || new_len > old_len {
@@ -254,6 +416,29 @@ impl Region {
         Ok(())
     }
 
+    /// [`Region::shrink_to_prefix`] for a compact region: the data moves to
+    /// the end of its slot, the slack becomes canary again.
+    fn shrink_compact(&self, place: &Place, new_len: usize) -> Result<()> {
+        let mut data = self.write()?;
+        let old_len = data.len();
+        if new_len == 0 || new_len > old_len {
+            drop(data);
+            return Err(Error::OutOfRange {
+                offset: 0,
+                len: new_len,
+                size: old_len,
+            });
+        }
+        data.copy_within(0..new_len, old_len - new_len);
+        drop(data);
+        // The exclusive borrow again, for the slack before the data.
+        self.begin_write()?;
+        slab::refill_slack(place.get(), new_len);
+        self.len.store(new_len, Ordering::Release);
+        self.end_write();
+        Ok(())
+    }
+
     /// Requests destruction. Done at once when nothing is borrowed, else when
     /// the last borrow is released. A corrupted canary aborts the process
     /// after every other buffer is wiped.
@@ -267,7 +452,9 @@ impl Region {
     /// acted on, so that a purge can wipe everything else first.
     pub(crate) fn destroy_collecting(&self) -> Option<CanaryCorruption> {
         if self.state.request_destroy() {
-            self.wipe_and_unmap().err()
+            let result = self.wipe_and_unmap().err();
+            super::lock_wait::notify();
+            result
         } else {
             None
         }
@@ -331,6 +518,14 @@ impl Region {
         if self.is_inherited() {
             return Err(Error::Destroyed);
         }
+        if self.compact.is_some() {
+            // Never sealed: its pages are shared with other secrets.
+            return if on {
+                Err(Error::CompactBuffer)
+            } else {
+                Ok(())
+            };
+        }
         self.state.write().map_err(|r| match r {
             Refused::Gone => Error::Destroyed,
             Refused::Busy => Error::Busy,
@@ -364,7 +559,9 @@ impl Region {
     }
 
     fn finish_destroy(&self) {
-        if let Err(corrupted) = self.wipe_and_unmap() {
+        let result = self.wipe_and_unmap();
+        super::lock_wait::notify();
+        if let Err(corrupted) = result {
             corruption::fatal(corrupted);
         }
     }
@@ -379,6 +576,9 @@ impl Region {
             return Ok(());
         }
         let len = self.len();
+        if let Some(place) = &self.compact {
+            return slab::free(place.get(), len);
+        }
         let pages = self.data_pages();
         let size = self.layout.data_pages;
         let writable = (!self.is_frozen() && !self.seal.is_on())
@@ -418,6 +618,7 @@ impl Region {
         if !parked {
             // SAFETY: exactly the mapping made in new(), unreachable as above.
             unsafe { Os::free(self.base, self.layout.total()) };
+            count_own(size, false);
         }
         checked
     }
@@ -428,6 +629,10 @@ impl Region {
     /// data pages were never copied and something else may be mapped there
     /// now: nothing is unmapped (the two guard pages left hold no memory).
     fn release_inherited(&self) {
+        if self.compact.is_some() {
+            // The slab it was in is the parent's: the slab layer forgets it.
+            return;
+        }
         if let Some(slot) = self.crash_slot {
             crash_table::remove(slot);
         }
@@ -437,6 +642,7 @@ impl Region {
             // this process knows of it.
             unsafe { Os::free(self.base, self.layout.total()) };
         }
+        count_own(self.layout.data_pages, false);
     }
 
     /// Whether the canary in `slack` is intact; the corruption otherwise.
@@ -466,6 +672,12 @@ impl Region {
     }
 
     fn data_ptr(&self, len: usize) -> NonNull<u8> {
+        if let Some(place) = &self.compact {
+            let slot = place.get();
+            // SAFETY: the last `len` bytes of the slot (len <= slot size),
+            // inside the slab's data page.
+            return unsafe { slot.start.add(slot.size - len) };
+        }
         // SAFETY: data_offset(len) + len ends at the trailing guard page, so
         // the offset is inside the mapping.
         unsafe { self.base.add(self.layout.data_offset(len)) }

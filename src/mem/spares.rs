@@ -208,6 +208,8 @@ pub(crate) fn drain() -> usize {
 /// Unmaps a spare, or forgets it when a fork left this process without it.
 fn release(spare: Spare) {
     let inherited = spare.forks != fork::generation();
+    super::region::count_own(Os::page_size(), false);
+    super::lock_wait::notify();
     if inherited && !spare.mapping.contains(Protections::ZEROED_IN_FORKS) {
         // The mapping did not come with the fork; something else may live at
         // that address now.

@@ -40,7 +40,8 @@ use crate::{coffer, mem};
 pub fn purge() {
     // First, so that the buffers destroyed below are unmapped, not parked.
     mem::drain_spares();
-    let corrupted = coffer::destroy_then(registry::destroy_all);
+    let mut corrupted = coffer::destroy_then(registry::destroy_all);
+    corrupted.extend(mem::purge_compact());
     if !corrupted.is_empty() {
         mem::report_and_abort(&corrupted);
     }

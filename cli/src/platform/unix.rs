@@ -84,11 +84,14 @@ pub fn memlock_check(page: usize, locked_now: u64, privilege: Option<&str>) -> C
     };
     let fit = soft.saturating_sub(locked_now) / page;
     let mib_pages = (1u64 << 20).div_ceil(page);
+    let (own, compact, automatic) = secrets_that_fit(soft, locked_now, page);
     let fits = format!(
-        "{fit} small buffers fit at once (1 page each, a 1 MiB buffer takes {mib_pages} pages); \
-         enclaves: any number sealed (ciphertext in ordinary memory), {} small ones open at \
-         once (the session key takes 1 page)",
-        fit.saturating_sub(1)
+        "32-byte secrets that fit at once: {own} with a page each (CompactMode::Never, 1 page \
+         each, a 1 MiB buffer takes {mib_pages} pages), about {compact} compact \
+         (CompactMode::Always, {} per page), about {automatic} by default \
+         (CompactMode::Automatic: pages of their own within a quarter of the limit, then \
+         compact); enclaves: any number sealed (ciphertext in ordinary memory)",
+        memguard::compact_slots_per_page(32, page as usize),
     );
     if let Some(p) = privilege {
         return Check::ok(
@@ -116,6 +119,24 @@ pub fn memlock_check(page: usize, locked_now: u64, privilege: Option<&str>) -> C
         format!("{limits}: {fits}"),
     )
     .fix(super::LOCK_FIX)
+}
+
+/// How many open 32-byte secrets fit under a lock limit of `soft` bytes
+/// with `locked` bytes already locked, in pages of `page` bytes: each with
+/// a page of its own, all compact, and by default (own pages within a
+/// quarter of the limit, then compact). One page goes to the session key,
+/// and one compact page to the writable slab that `Enclave::open` decrypts
+/// into before the secret moves to a frozen slab.
+pub fn secrets_that_fit(soft: u64, locked: u64, page: u64) -> (u64, u64, u64) {
+    let pages = soft.saturating_sub(locked) / page;
+    let slots = memguard::compact_slots_per_page(32, page as usize) as u64;
+    let own = pages.saturating_sub(1);
+    let compact = pages.saturating_sub(2) * slots;
+    let own_auto = (soft / 4 / page)
+        .saturating_sub(locked.div_ceil(page) + 1)
+        .min(own);
+    let automatic = own_auto + pages.saturating_sub(2 + own_auto) * slots;
+    (own, compact, automatic)
 }
 
 /// The soft and hard limits of a `{"soft":..,"hard":..}` object.
@@ -382,4 +403,20 @@ pub fn wipe_on_fork() -> Result<Value, String> {
         "wipes_on_fork": buf.wipes_on_fork(),
         "parent_copy_intact": intact,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::secrets_that_fit;
+
+    #[test]
+    fn secrets_that_fit_64_kib_and_8_mib() {
+        // 16 pages: the key takes one; compact: one writable slab page, 14
+        // frozen pages of 102 slots; by default 3 own pages first.
+        assert_eq!(secrets_that_fit(64 << 10, 0, 4096), (15, 1428, 1125));
+        let (own, compact, auto) = secrets_that_fit(8 << 20, 0, 4096);
+        assert_eq!(own, 2047);
+        assert!(compact > 200_000 && auto > 100_000, "{compact} {auto}");
+        assert_eq!(secrets_that_fit(0, 0, 4096), (0, 0, 0));
+    }
 }

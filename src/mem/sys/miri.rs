@@ -26,6 +26,7 @@ fn layout(len: usize) -> Result<Layout> {
 impl Pages for Simulated {
     const BASELINE: Protections = Protections::empty();
     const NO_ACCESS_UNLOCKS: bool = false;
+    const FIXED_LOCK_LIMIT: bool = true;
 
     fn page_size() -> usize {
         PAGE

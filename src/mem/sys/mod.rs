@@ -58,6 +58,13 @@ pub(crate) trait Pages {
     /// accessible again must be locked again.
     const NO_ACCESS_UNLOCKS: bool;
 
+    /// Whether [`Pages::lock_limit`] is a fixed budget that the process
+    /// cannot grow itself (Unix `RLIMIT_MEMLOCK`), so that small buffers
+    /// are better kept within a share of it (see `slab`); `false` where
+    /// memguard raises the limit itself when it is reached (the Windows
+    /// working-set quota).
+    const FIXED_LOCK_LIMIT: bool;
+
     /// The page size, read from the system at run time.
     fn page_size() -> usize;
 

@@ -126,6 +126,7 @@ fn working_set() -> Option<(usize, usize)> {
 impl Pages for Windows {
     const BASELINE: Protections = Protections::GUARD_PAGES;
     const NO_ACCESS_UNLOCKS: bool = true;
+    const FIXED_LOCK_LIMIT: bool = false;
 
     fn page_size() -> usize {
         match PAGE.load(Ordering::Relaxed) {

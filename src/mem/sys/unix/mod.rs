@@ -107,6 +107,7 @@ pub(super) fn memlock_limit() -> Option<u64> {
 impl Pages for Unix {
     const BASELINE: Protections = Protections::GUARD_PAGES;
     const NO_ACCESS_UNLOCKS: bool = false;
+    const FIXED_LOCK_LIMIT: bool = true;
 
     fn page_size() -> usize {
         rustix::param::page_size()

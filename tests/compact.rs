@@ -1,0 +1,671 @@
+// Only on Linux: RLIMIT_MEMLOCK without CAP_IPC_LOCK, /proc/self/smaps, fork.
+#![cfg(target_os = "linux")]
+
+//! Compact secrets (issue 17): thousands of small secrets within a small
+//! lock budget, checked from outside, each scenario in a child process that
+//! sets its own `CompactMode` and, where it says so, drops `CAP_IPC_LOCK`
+//! and lowers `RLIMIT_MEMLOCK`.
+
+mod support;
+
+#[path = "support/forked.rs"]
+#[allow(dead_code)] // tests/fork.rs uses the rest
+mod forked;
+#[path = "support/scan.rs"]
+mod scan;
+
+use std::process::Output;
+use std::time::Duration;
+
+use forked::{fork, Ended};
+use memguard::{CompactMode, Enclave, Error, LockedBuffer, Protections};
+use support::procfs::{is_mapped, locked_bytes, perms};
+use support::{assert_killed_by, mark, role, run, survived, Role};
+
+const SIGABRT: i32 = 6;
+const SIGSEGV: i32 = 11;
+
+fn page_size() -> usize {
+    rustix::param::page_size()
+}
+
+/// Drops `CAP_IPC_LOCK` and sets `RLIMIT_MEMLOCK` to `bytes`.
+fn enforce_memlock_limit(bytes: u64) {
+    support::set_memlock_limit(bytes);
+    support::drop_capabilities();
+}
+
+/// Asserts the child exited 0 after printing `marker`.
+fn assert_passed(out: &Output, marker: &str, what: &str) {
+    assert!(
+        out.status.success() && support::stdout(out).contains(marker),
+        "{what}: expected a clean exit with {marker:?}\n{}",
+        support::describe(out)
+    );
+}
+
+/// The number of mappings (lines of /proc/self/maps).
+fn map_count() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .expect("read /proc/self/maps")
+        .lines()
+        .count()
+}
+
+/// A secret for index `i`: 32 bytes, different for every `i`, never zero.
+fn secret(i: usize) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    for (j, b) in s.iter_mut().enumerate() {
+        *b = (i.wrapping_mul(31).wrapping_add(j * 7) % 251) as u8 + 1;
+    }
+    s[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    s[8] |= 0x80;
+    s
+}
+
+/// Checks from /proc/self/smaps that every address lies in a mapping that
+/// is locked (`lo`) and out of core dumps (`dd`), and hidden from forks
+/// (`wf`, MADV_WIPEONFORK).
+fn assert_locked_out_of_dumps(addrs: &[usize], what: &str) {
+    let maps = scan::read_smaps(std::process::id() as i32).expect("read smaps");
+    for &a in addrs {
+        let m = scan::mapping_of(&maps, a).unwrap_or_else(|| panic!("{what}: {a:#x} not mapped"));
+        for flag in ["lo", "dd"] {
+            assert!(
+                m.has_flag(flag),
+                "{what}: {a:#x} in {} lacks VmFlags {flag}",
+                m.describe()
+            );
+        }
+        assert!(
+            m.has_flag("wf") || m.has_flag("dc"),
+            "{what}: {a:#x} in {} is not hidden from forked children",
+            m.describe()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. 1,000 open 32-byte secrets under RLIMIT_MEMLOCK 64 KiB
+// ---------------------------------------------------------------------------
+
+#[test]
+fn thousand_open_secrets_fit_64_kib_without_cap_ipc_lock() {
+    const TEST: &str = "thousand_open_secrets_fit_64_kib_without_cap_ipc_lock";
+    const N: usize = 1000;
+    const LIMIT: usize = 64 * 1024;
+    match role(TEST) {
+        Role::Bystander => {}
+        Role::Parent => {
+            for mode in ["automatic", "always"] {
+                let out = run(TEST, mode);
+                assert_passed(&out, "THOUSAND-OK", &format!("1,000 secrets [{mode}]"));
+            }
+        }
+        Role::Child(mode) => {
+            if mode == "always" {
+                memguard::set_compact_mode(CompactMode::Always);
+            }
+            enforce_memlock_limit(LIMIT as u64);
+            let enclaves: Vec<Enclave> = (0..N)
+                .map(|i| Enclave::new(&mut secret(i).to_vec()).expect("seal"))
+                .collect();
+            // The session key may be compact too.
+            let before = memguard::compact_usage().1;
+            let opened: Vec<LockedBuffer> = enclaves
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    e.open()
+                        .unwrap_or_else(|err| panic!("open #{i} under 64 KiB: {err}"))
+                })
+                .collect();
+            let compact = opened.iter().filter(|b| b.is_compact()).count();
+            let locked = locked_bytes();
+            assert!(locked <= LIMIT, "VmLck {locked} over the limit");
+            let mut addrs = Vec::with_capacity(N);
+            for (i, b) in opened.iter().enumerate() {
+                assert!(b.equal_to(&secret(i)), "secret #{i} correct");
+                assert!(!b.is_mutable(), "an opened secret is frozen");
+                let p = b.protections();
+                assert!(p.contains(Protections::LOCKED | Protections::OUT_OF_DUMPS));
+                assert!(p.contains(Protections::CANARY) && p.hidden_from_forks());
+                assert_eq!(
+                    b.is_compact(),
+                    p.contains(Protections::COMPACT),
+                    "#{i}: {p}"
+                );
+                assert_eq!(
+                    p.contains(Protections::GUARD_PAGES),
+                    !b.is_compact(),
+                    "#{i}: {p}"
+                );
+                addrs.push(b.bytes().as_ptr() as usize);
+            }
+            assert_locked_out_of_dumps(&addrs, "1,000 opened secrets");
+            // Read from several threads at once.
+            std::thread::scope(|s| {
+                for t in 0..4 {
+                    let opened = &opened;
+                    s.spawn(move || {
+                        for round in 0..5 {
+                            for (i, b) in opened.iter().enumerate().skip(t) {
+                                assert!(b.equal_to(&secret(i)), "thread {t} round {round} #{i}");
+                            }
+                        }
+                    });
+                }
+            });
+            if mode == "always" {
+                assert_eq!(compact, N, "every secret compact");
+            } else {
+                // Own pages only within a quarter of the limit.
+                assert!(compact >= N - LIMIT / 4 / page_size(), "{compact} compact");
+                assert!(compact < N, "the first secrets got pages of their own");
+            }
+            let (slabs, held) = memguard::compact_usage();
+            assert_eq!(held - before, compact, "{held} slots held");
+            mark(&format!(
+                "THOUSAND-OK [{mode}]: {N} open secrets, {compact} compact in {slabs} slabs, \
+                 VmLck {locked} bytes under {LIMIT}"
+            ));
+            drop(opened);
+            assert_eq!(memguard::compact_usage().1, before, "every slot freed");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2. 100,000 under 8 MiB, with far fewer mappings than secrets
+// ---------------------------------------------------------------------------
+
+#[test]
+fn hundred_thousand_secrets_fit_8_mib_in_few_mappings() {
+    const TEST: &str = "hundred_thousand_secrets_fit_8_mib_in_few_mappings";
+    const N: usize = 100_000;
+    const LIMIT: usize = 8 * 1024 * 1024;
+    match role(TEST) {
+        Role::Bystander => {}
+        Role::Parent => {
+            let out =
+                support::run_child_timeout(TEST, &format!("{TEST}/run"), Duration::from_secs(120));
+            assert_passed(&out, "HUNDRED-THOUSAND-OK", "100,000 secrets under 8 MiB");
+        }
+        Role::Child(_) => {
+            enforce_memlock_limit(LIMIT as u64);
+            let maps_before = map_count();
+            let mut held = Vec::with_capacity(N);
+            for i in 0..N {
+                let b = LockedBuffer::from_bytes(&mut secret(i))
+                    .unwrap_or_else(|e| panic!("secret #{i} under 8 MiB: {e:?}: {e}"));
+                held.push(b);
+            }
+            let maps = map_count() - maps_before;
+            let locked = locked_bytes();
+            let compact = held.iter().filter(|b| b.is_compact()).count();
+            assert!(locked <= LIMIT, "VmLck {locked}");
+            assert!(maps < N / 10, "{maps} new mappings for {N} secrets");
+            for (i, b) in held.iter().enumerate() {
+                assert!(b.equal_to(&secret(i)), "secret #{i}");
+            }
+            let sample: Vec<usize> = held
+                .iter()
+                .step_by(997)
+                .map(|b| b.bytes().as_ptr() as usize)
+                .collect();
+            assert_locked_out_of_dumps(&sample, "100,000 secrets");
+            mark(&format!(
+                "HUNDRED-THOUSAND-OK: {N} secrets, {compact} compact, {maps} new mappings, \
+                 VmLck {locked} bytes under {LIMIT}"
+            ));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 3. A one-byte overflow ends in the canary report and abort
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_one_byte_overflow_of_a_compact_slot_aborts_with_the_canary_report() {
+    const TEST: &str = "a_one_byte_overflow_of_a_compact_slot_aborts_with_the_canary_report";
+    match role(TEST) {
+        Role::Bystander => {}
+        Role::Parent => {
+            // Freed first: the overflowed slot itself, or its neighbour
+            // whose leading canary took the byte; or found by purge.
+            for scenario in ["free-self", "free-neighbour", "purge"] {
+                let out = run(TEST, scenario);
+                assert_killed_by(&out, SIGABRT, "OVERFLOWED", scenario);
+                let err = support::stderr(&out);
+                assert!(
+                    err.contains("canary check failed") && err.contains("aborting"),
+                    "{scenario}: the canary report\n{}",
+                    support::describe(&out)
+                );
+            }
+        }
+        Role::Child(scenario) => {
+            memguard::set_compact_mode(CompactMode::Always);
+            let mut a = LockedBuffer::new(32).unwrap();
+            let b = LockedBuffer::new(32).unwrap();
+            let other = LockedBuffer::from_bytes(&mut b"another secret".to_vec()).unwrap();
+            assert!(a.is_compact() && b.is_compact());
+            let pa = a.bytes_mut().unwrap().as_mut_ptr();
+            let pb = b.bytes().as_ptr() as usize;
+            assert_eq!(
+                pb,
+                pa as usize + 40,
+                "b is the next slot: 8 bytes of canary apart"
+            );
+            // SAFETY (test): one byte past a's data, into the canary between
+            // the slots; this is the bug under test.
+            unsafe { pa.add(32).write_volatile(0x41) };
+            mark("OVERFLOWED");
+            match scenario.as_str() {
+                "free-self" => drop(a),
+                "free-neighbour" => drop(b),
+                _ => memguard::purge(),
+            }
+            drop(other);
+            survived("a one-byte overflow of a compact slot");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 4. A frozen compact secret faults on write
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_write_to_a_frozen_compact_secret_dies_of_sigsegv() {
+    const TEST: &str = "a_write_to_a_frozen_compact_secret_dies_of_sigsegv";
+    match role(TEST) {
+        Role::Bystander => {}
+        Role::Parent => {
+            for scenario in ["random", "opened", "melted-then-frozen"] {
+                let out = run(TEST, scenario);
+                assert_killed_by(&out, SIGSEGV, "WRITING", scenario);
+            }
+        }
+        Role::Child(scenario) => {
+            memguard::set_compact_mode(CompactMode::Always);
+            let neighbour = LockedBuffer::new(32).unwrap();
+            let frozen = match scenario.as_str() {
+                "random" => LockedBuffer::random(32).unwrap(),
+                "opened" => Enclave::new(&mut [9u8; 32]).unwrap().open().unwrap(),
+                _ => {
+                    let mut k = LockedBuffer::random(32).unwrap();
+                    k.melt().unwrap();
+                    k.copy(&[5u8; 32]).unwrap();
+                    k.freeze().unwrap();
+                    assert!(k.equal_to(&[5u8; 32]));
+                    k
+                }
+            };
+            assert!(frozen.is_compact() && !frozen.is_mutable());
+            let p = frozen.bytes().as_ptr() as usize;
+            assert_eq!(
+                perms(p).as_deref(),
+                Some(&*support::data_perms("r--")),
+                "a read-only slab"
+            );
+            assert!(perms(neighbour.bytes().as_ptr() as usize).is_some_and(|p| p.starts_with("rw")));
+            mark("WRITING");
+            // SAFETY (test): a write to a frozen secret: it must fault.
+            unsafe { (p as *mut u8).write_volatile(1) };
+            survived("a write to a frozen compact secret");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 5. Fork: a child sees nothing of compact secrets
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_forked_child_sees_nothing_of_compact_secrets() {
+    const TEST: &str = "a_forked_child_sees_nothing_of_compact_secrets";
+    match role(TEST) {
+        Role::Bystander => {}
+        Role::Parent => {
+            let out = run(TEST, "fork");
+            assert_passed(&out, "FORK-OK", "fork with compact secrets");
+        }
+        Role::Child(_) => {
+            memguard::set_compact_mode(CompactMode::Always);
+            let frozen = LockedBuffer::from_bytes(&mut secret(1)).unwrap();
+            let mut mutable = LockedBuffer::new(32).unwrap();
+            mutable.copy(&secret(2)).unwrap();
+            assert!(frozen.is_compact() && mutable.is_compact());
+            let addrs = [
+                frozen.bytes().as_ptr() as usize,
+                mutable.bytes().as_ptr() as usize,
+            ];
+            // Secret memory is left out of children altogether
+            // (MADV_DONTFORK); anonymous memory is there, zero-filled
+            // (MADV_WIPEONFORK).
+            let absent = frozen.protections().contains(Protections::ABSENT_IN_FORKS);
+            let child = fork(|_| {
+                // Dead in the child: no data, no borrow.
+                if frozen.is_alive() || !frozen.bytes().is_empty() {
+                    return 20;
+                }
+                if !matches!(mutable.bytes_mut(), Err(Error::Destroyed)) {
+                    return 21;
+                }
+                if absent {
+                    if addrs.iter().any(|&a| is_mapped(a)) {
+                        return 26;
+                    }
+                } else {
+                    for a in addrs {
+                        // SAFETY (test): the inherited slab pages, zero-filled
+                        // copies in this child; read only.
+                        let seen = unsafe { std::slice::from_raw_parts(a as *const u8, 32) };
+                        if seen.iter().any(|&x| x != 0) {
+                            return 22;
+                        }
+                    }
+                }
+                // New compact secrets work in the child, in slabs of its own.
+                let Ok(mine) = LockedBuffer::from_bytes(&mut secret(3)) else {
+                    return 23;
+                };
+                if !mine.is_compact() || !mine.equal_to(&secret(3)) {
+                    return 24;
+                }
+                // The inherited secrets stay dead, even where the child's
+                // new slab took the address of an inherited one.
+                if frozen.is_alive() || !frozen.bytes().is_empty() {
+                    return 25;
+                }
+                drop(mine);
+                memguard::purge();
+                0
+            });
+            let ended = child.wait(Duration::from_secs(10));
+            assert_eq!(ended, Ended::Exited(0), "the forked child");
+            // The parent's secrets are untouched.
+            assert!(frozen.equal_to(&secret(1)) && mutable.equal_to(&secret(2)));
+            mark("FORK-OK");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 6. Purge wipes compact secrets
+// ---------------------------------------------------------------------------
+
+#[test]
+fn purge_wipes_compact_secrets_and_unmaps_their_slabs() {
+    const TEST: &str = "purge_wipes_compact_secrets_and_unmaps_their_slabs";
+    match role(TEST) {
+        Role::Bystander => {}
+        Role::Parent => {
+            let out = run(TEST, "purge");
+            assert_passed(&out, "PURGE-OK", "purge of compact secrets");
+        }
+        Role::Child(_) => {
+            memguard::set_compact_mode(CompactMode::Always);
+            let bufs: Vec<LockedBuffer> = (0..300)
+                .map(|i| LockedBuffer::from_bytes(&mut secret(i)).unwrap())
+                .collect();
+            // One held across the purge: wiped when its guard drops.
+            let guarded = LockedBuffer::from_bytes(&mut secret(999)).unwrap();
+            let guard = guarded.bytes();
+            let kept_addr = guard.as_ptr() as usize;
+            let addrs: Vec<usize> = bufs.iter().map(|b| b.bytes().as_ptr() as usize).collect();
+            memguard::purge();
+            assert!(bufs.iter().all(|b| !b.is_alive()));
+            assert_eq!(&*guard, &secret(999), "a held guard still reads");
+            for (i, &a) in addrs.iter().enumerate() {
+                if is_mapped(a) && perms(a).is_some_and(|p| p.starts_with('r')) {
+                    // SAFETY (test): mapped and readable, per /proc/self/maps.
+                    let seen = unsafe { std::slice::from_raw_parts(a as *const u8, 32) };
+                    assert_ne!(seen, &secret(i), "secret #{i} still in memory after purge");
+                }
+            }
+            drop(guard);
+            assert!(!guarded.is_alive());
+            if is_mapped(kept_addr) && perms(kept_addr).is_some_and(|p| p.starts_with('r')) {
+                // SAFETY (test): as above.
+                let seen = unsafe { std::slice::from_raw_parts(kept_addr as *const u8, 32) };
+                assert_ne!(
+                    seen,
+                    &secret(999),
+                    "the guarded secret after its guard dropped"
+                );
+            }
+            memguard::purge();
+            assert_eq!(memguard::compact_usage(), (0, 0), "every slab unmapped");
+            mark("PURGE-OK");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 7. Automatic: own pages while the budget allows, then compact
+// ---------------------------------------------------------------------------
+
+#[test]
+fn automatic_mode_gives_own_pages_within_the_budget_then_compact() {
+    const TEST: &str = "automatic_mode_gives_own_pages_within_the_budget_then_compact";
+    match role(TEST) {
+        Role::Bystander => {}
+        Role::Parent => {
+            for scenario in ["automatic", "never"] {
+                let out = run(TEST, scenario);
+                assert_passed(&out, "AUTOMATIC-OK", scenario);
+            }
+        }
+        Role::Child(scenario) => {
+            let limit = 256 * 1024;
+            let page = page_size();
+            memguard::set_spare_limit(0);
+            enforce_memlock_limit(limit as u64);
+            if scenario == "never" {
+                memguard::set_compact_mode(CompactMode::Never);
+                let mut held = Vec::new();
+                let err = loop {
+                    match LockedBuffer::new(32) {
+                        Ok(b) => held.push(b),
+                        Err(e) => break e,
+                    }
+                };
+                assert!(matches!(err, Error::MemoryLock { .. }), "{err:?}");
+                assert!(held.iter().all(|b| !b.is_compact()));
+                assert_eq!(held.len(), limit / page, "one page each, as before");
+                mark("AUTOMATIC-OK never");
+                return;
+            }
+            let mut held = Vec::new();
+            for _ in 0..2000 {
+                held.push(LockedBuffer::new(32).unwrap());
+            }
+            let own = held.iter().take_while(|b| !b.is_compact()).count();
+            assert_eq!(own, limit / 4 / page, "own pages: a quarter of the limit");
+            assert!(held[..own]
+                .iter()
+                .all(|b| b.protections().contains(Protections::GUARD_PAGES)));
+            assert!(held[own..].iter().all(|b| b.is_compact()));
+            // Large buffers always get their own mapping.
+            let big = LockedBuffer::new(page / 16 + 1).unwrap();
+            assert!(!big.is_compact());
+            // Freeing own pages gives the budget back to own pages.
+            held.drain(..own);
+            let again = LockedBuffer::new(32).unwrap();
+            assert!(!again.is_compact());
+            mark(&format!("AUTOMATIC-OK: {own} own pages, then compact"));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 8. The opt-in bounded wait
+// ---------------------------------------------------------------------------
+
+/// CPU time this thread has used.
+fn thread_cpu() -> Duration {
+    // SAFETY (test): getrusage writes one struct we own.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY (test): as above.
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) }, 0);
+    let t = |v: libc::timeval| Duration::new(v.tv_sec as u64, v.tv_usec as u32 * 1000);
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+#[test]
+fn open_timeout_waits_for_a_free_then_gives_the_error() {
+    const TEST: &str = "open_timeout_waits_for_a_free_then_gives_the_error";
+    match role(TEST) {
+        Role::Bystander => {}
+        Role::Parent => {
+            for scenario in ["never", "always"] {
+                let out = run(TEST, scenario);
+                assert_passed(&out, "WAIT-OK", scenario);
+            }
+        }
+        Role::Child(scenario) => {
+            let mode = if scenario == "never" {
+                CompactMode::Never
+            } else {
+                CompactMode::Always
+            };
+            memguard::set_compact_mode(mode);
+            memguard::set_spare_limit(0);
+            // The session key first, then the budget used up.
+            let sealed = Enclave::new(&mut secret(7).to_vec()).unwrap();
+            enforce_memlock_limit(64 * 1024);
+            let mut held = Vec::new();
+            let refused = loop {
+                assert!(held.len() < 10_000, "the limit never bit");
+                match LockedBuffer::new(32) {
+                    Ok(b) => held.push(b),
+                    Err(e) => break e,
+                }
+            };
+            assert!(matches!(refused, Error::MemoryLock { .. }), "{refused:?}");
+            // Nobody frees: the error after the timeout, sleeping.
+            let began = std::time::Instant::now();
+            let cpu = thread_cpu();
+            let got = LockedBuffer::new_timeout(32, Duration::from_millis(300));
+            let (waited, spent) = (began.elapsed(), thread_cpu() - cpu);
+            assert!(matches!(got, Err(Error::MemoryLock { .. })), "{got:?}");
+            assert!(waited >= Duration::from_millis(300), "waited {waited:?}");
+            assert!(
+                spent < Duration::from_millis(100),
+                "{spent:?} of CPU: a busy loop"
+            );
+            // Another thread frees one: the waiter gets it.
+            let last = held.pop().unwrap();
+            let freer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200));
+                drop(last);
+            });
+            let got = if mode == CompactMode::Never {
+                sealed.open_timeout(Duration::from_secs(20))
+            } else {
+                LockedBuffer::new_timeout(32, Duration::from_secs(20))
+            };
+            freer.join().unwrap();
+            let got = got.expect("a buffer once another thread freed one");
+            if mode == CompactMode::Never {
+                assert!(got.equal_to(&secret(7)));
+            }
+            assert_eq!(got.is_compact(), mode == CompactMode::Always);
+            mark(&format!("WAIT-OK [{scenario}]: {} held", held.len()));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 9. How many fit: each layout until the error
+// ---------------------------------------------------------------------------
+
+#[test]
+fn open_secrets_until_the_lock_limit_in_each_mode() {
+    const TEST: &str = "open_secrets_until_the_lock_limit_in_each_mode";
+    const LIMIT: usize = 64 * 1024;
+    match role(TEST) {
+        Role::Bystander => {}
+        Role::Parent => {
+            for mode in ["never", "automatic", "always", "never-8m"] {
+                let out = run(TEST, mode);
+                assert_passed(&out, "FIT-OK", mode);
+            }
+        }
+        Role::Child(mode) => {
+            let limit = if mode == "never-8m" { 8 << 20 } else { LIMIT };
+            memguard::set_compact_mode(match mode.as_str() {
+                "never" | "never-8m" => CompactMode::Never,
+                "always" => CompactMode::Always,
+                _ => CompactMode::Automatic,
+            });
+            memguard::set_spare_limit(0);
+            enforce_memlock_limit(limit as u64);
+            let sealed = Enclave::new(&mut secret(5).to_vec()).unwrap();
+            let mut held = Vec::new();
+            let err = loop {
+                assert!(held.len() < 100_000, "the limit never bit");
+                match sealed.open() {
+                    Ok(b) => held.push(b),
+                    Err(e) => break e,
+                }
+            };
+            assert!(
+                matches!(err, Error::MemoryLock { requested, .. } if requested == page_size()),
+                "{err:?}"
+            );
+            assert!(held.iter().all(|b| b.equal_to(&secret(5))));
+            let n = held.len();
+            match mode.as_str() {
+                // The key takes a page, each secret one more.
+                "never" | "never-8m" => assert_eq!(n, limit / page_size() - 1),
+                _ => assert!(n >= 1000, "{n} open secrets under 64 KiB"),
+            }
+            mark(&format!(
+                "FIT-OK [{mode}]: {n} open 32-byte secrets under {limit} bytes, VmLck {} bytes",
+                locked_bytes()
+            ));
+        }
+    }
+}
+
+/// "No access between uses" needs pages of the buffer's own: a compact
+/// buffer refuses it with `Error::CompactBuffer` (and stays readable), and
+/// with it the process default, the automatic fallback to shared pages is
+/// off, so new small buffers get sealed pages of their own.
+#[test]
+fn no_access_between_uses_needs_pages_of_its_own() {
+    const TEST: &str = "no_access_between_uses_needs_pages_of_its_own";
+    match role(TEST) {
+        Role::Bystander => {}
+        Role::Parent => {
+            for scenario in ["always", "default"] {
+                let out = run(TEST, scenario);
+                assert_passed(&out, "SEAL-OK", scenario);
+            }
+        }
+        Role::Child(scenario) => {
+            if scenario == "always" {
+                memguard::set_compact_mode(CompactMode::Always);
+                let buf = LockedBuffer::from_bytes(&mut secret(4)).unwrap();
+                assert!(buf.is_compact());
+                let err = buf.set_no_access_between_uses(true).unwrap_err();
+                assert!(matches!(err, Error::CompactBuffer), "{err:?}");
+                assert!(err.to_string().contains("CompactMode::Never"), "{err}");
+                assert!(!buf.is_sealed_between_uses());
+                assert!(buf.equal_to(&secret(4)));
+                buf.set_no_access_between_uses(false).unwrap();
+            } else {
+                memguard::set_no_access_between_uses(true);
+                let buf = LockedBuffer::from_bytes(&mut secret(5)).unwrap();
+                assert!(!buf.is_compact());
+                assert!(buf.is_sealed_between_uses());
+                assert!(buf.equal_to(&secret(5)));
+            }
+            mark("SEAL-OK");
+        }
+    }
+}
