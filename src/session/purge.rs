@@ -1,4 +1,34 @@
-//! [`purge`]: destroy every live buffer.
+//! [`purge`]: destroy every live buffer. The whole sequence is here, in
+//! order; each step calls one function of the layer that owns the state.
+//!
+//! 1. **Spares** (`mem::drain_spares`): unmapped first, and the spare
+//!    epoch advanced, so that the buffers destroyed in step 3 are unmapped
+//!    rather than parked for reuse (a spare would keep their locked pages).
+//!    Takes and releases the spares' lock alone.
+//! 2. **The session key** (`coffer::destroy_then`): under the coffer's
+//!    lock, the key's halves are destroyed; the lock stays held through
+//!    step 3, so that a key made meanwhile by another thread's
+//!    `Enclave::new` is not destroyed with the old buffers: that thread
+//!    waits for the lock, then makes a fresh key whose buffer is registered
+//!    after the sweep. The rekeying thread is woken, to stop, after the lock
+//!    is released.
+//! 3. **Every registered buffer** (`registry::destroy_all`), still under
+//!    the coffer's lock; lock order coffer, then registry (the order
+//!    `Coffer::new` takes them in, when it registers the key's buffer). The
+//!    registry is emptied under its lock, then each buffer is destroyed
+//!    outside it: wiped and unmapped at once, or, when a guard is alive,
+//!    marked so that the last guard's drop does it (nothing waits, so a
+//!    thread that purges while holding a guard cannot deadlock). A
+//!    `LockedBuffer::new` on another thread registers either before the
+//!    sweep (and is destroyed with the rest) or after it (and is kept).
+//!    Compact buffers free their slots here, each slot's canaries checked.
+//! 4. **Compact slabs** (`mem::purge_compact`), after step 3 freed their
+//!    slots and outside the coffer's lock (the slab lock alone): slabs left
+//!    empty are unmapped; the canaries of the slots still taken (their
+//!    destruction waits for a guard, or they were made after the sweep) are
+//!    checked.
+//! 5. **Damage**: a corrupted canary found in steps 3 or 4 is reported and
+//!    the process aborts, only now, once everything else is wiped.
 
 use crate::buffer::registry;
 use crate::{coffer, mem};
@@ -38,12 +68,12 @@ use crate::{coffer, mem};
 /// # Ok::<(), memguard::Error>(())
 /// ```
 pub fn purge() {
-    // First, so that the buffers destroyed below are unmapped, not parked.
-    mem::drain_spares();
-    let mut corrupted = coffer::destroy_then(registry::destroy_all);
-    corrupted.extend(mem::purge_compact());
+    // The steps, and why in this order: see the module's documentation.
+    mem::drain_spares(); // 1
+    let mut corrupted = coffer::destroy_then(registry::destroy_all); // 2, 3
+    corrupted.extend(mem::purge_compact()); // 4
     if !corrupted.is_empty() {
-        mem::report_and_abort(&corrupted);
+        mem::report_and_abort(&corrupted); // 5
     }
 }
 
