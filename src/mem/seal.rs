@@ -46,6 +46,7 @@ impl Seal {
     }
 
     /// Whether the pages are sealed while no guard is held.
+    #[inline]
     pub(crate) fn is_on(&self) -> bool {
         self.on.load(Ordering::Acquire)
     }
@@ -82,6 +83,7 @@ impl Seal {
     /// a borrow counted in the region's `BorrowState`, and `access` is what
     /// that borrow allows (so the protection never forbids what another
     /// guard alive now does: readers all open read-only, a writer is alone).
+    #[inline]
     pub(crate) unsafe fn begin(
         &self,
         pages: NonNull<u8>,
@@ -91,6 +93,18 @@ impl Seal {
         if !self.is_on() {
             return Ok(());
         }
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.begin_sealed(pages, len, access) }
+    }
+
+    /// [`Seal::begin`] when sealing is on: out of line, so that every
+    /// borrow of a buffer that is not sealed pays one atomic load only.
+    ///
+    /// # Safety
+    /// As for [`Seal::begin`].
+    #[cold]
+    #[inline(never)]
+    unsafe fn begin_sealed(&self, pages: NonNull<u8>, len: usize, access: Access) -> Result<()> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         if *open == 0 {
             // SAFETY: the caller's contract.
@@ -111,10 +125,23 @@ impl Seal {
     /// # Safety
     /// As for [`Seal::begin`], called once for each successful `begin`,
     /// after the guard's last use of the pages.
+    #[inline]
     pub(crate) unsafe fn end(&self, pages: NonNull<u8>, len: usize) {
         if !self.is_on() {
             return;
         }
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.end_sealed(pages, len) }
+    }
+
+    /// [`Seal::end`] when sealing is on, out of line (see
+    /// [`Seal::begin_sealed`]).
+    ///
+    /// # Safety
+    /// As for [`Seal::end`].
+    #[cold]
+    #[inline(never)]
+    unsafe fn end_sealed(&self, pages: NonNull<u8>, len: usize) {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         *open = open.saturating_sub(1);
         if *open == 0 {
