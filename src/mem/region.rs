@@ -478,23 +478,37 @@ impl Region {
         }
     }
 
-    fn begin_write(&self) -> Result<()> {
+    /// Takes the exclusive borrow, without opening sealed pages: fails with
+    /// [`Error::Destroyed`] in a forked child or once destruction is
+    /// requested, [`Error::Busy`] while borrowed.
+    fn claim_write(&self) -> Result<()> {
         if self.is_inherited() {
             return Err(Error::Destroyed);
         }
         self.state.write().map_err(|r| match r {
             Refused::Gone => Error::Destroyed,
             Refused::Busy => Error::Busy,
-        })?;
-        let access = if self.is_frozen() {
+        })
+    }
+
+    /// The access the data pages have when open: read-only when frozen.
+    fn open_access(&self) -> Access {
+        if self.is_frozen() {
             Access::ReadOnly
         } else {
             Access::ReadWrite
-        };
+        }
+    }
+
+    fn begin_write(&self) -> Result<()> {
+        self.claim_write()?;
         // SAFETY: our data pages, under the exclusive borrow.
         let opened = unsafe {
-            self.seal
-                .begin(self.data_pages(), self.layout.data_pages, access)
+            self.seal.begin(
+                self.data_pages(),
+                self.layout.data_pages,
+                self.open_access(),
+            )
         };
         if let Err(e) = opened {
             if self.state.release_write() {
@@ -526,20 +540,16 @@ impl Region {
                 Ok(())
             };
         }
-        self.state.write().map_err(|r| match r {
-            Refused::Gone => Error::Destroyed,
-            Refused::Busy => Error::Busy,
-        })?;
-        let open = if self.is_frozen() {
-            Access::ReadOnly
-        } else {
-            Access::ReadWrite
-        };
+        self.claim_write()?;
         // SAFETY: our data pages; we hold the exclusive borrow without a
         // guard, so no reference to them exists.
         let result = unsafe {
-            self.seal
-                .set(on, self.data_pages(), self.layout.data_pages, open)
+            self.seal.set(
+                on,
+                self.data_pages(),
+                self.layout.data_pages,
+                self.open_access(),
+            )
         };
         if self.state.release_write() {
             self.finish_destroy();

@@ -361,15 +361,19 @@ pub(super) fn allocate(len: usize, page: usize) -> Result<*mut c_void> {
         // which fork waits for: no child can be made before the advice.
         unsafe { mm::madvise(data as *mut c_void, inner, Advice::LinuxDontFork) }.err()
     };
-    if let Some(e) = failed {
-        let piece = Piece {
+    // Undoes the allocation: the piece back to its arena, the reservation
+    // unmapped.
+    let undo = |mut pool: MutexGuard<'static, Pool>| {
+        pool.give_back(&Piece {
             arena,
             offset,
             len: inner,
-        };
-        pool.give_back(&piece);
+        });
         drop(pool);
         unmap(base, len);
+    };
+    if let Some(e) = failed {
+        undo(pool);
         return Err(match e {
             // The lock limit (mlock_future_ok) refuses with EAGAIN.
             Errno::AGAIN | Errno::PERM => Error::MemoryLock {
@@ -388,14 +392,7 @@ pub(super) fn allocate(len: usize, page: usize) -> Result<*mut c_void> {
         // SAFETY: the piece just mapped; nothing references it.
         let sealed = unsafe { mm::mprotect(data as *mut c_void, inner, MprotectFlags::empty()) };
         if let Err(e) = sealed {
-            let piece = Piece {
-                arena,
-                offset,
-                len: inner,
-            };
-            pool.give_back(&piece);
-            drop(pool);
-            unmap(base, len);
+            undo(pool);
             return Err(map_error("mprotect", e));
         }
     }
