@@ -538,8 +538,9 @@ fn a_purge_in_the_middle_of_a_partly_read_chunk() {
 }
 
 /// The opened front chunk is a guarded buffer of its own: made by the
-/// first small read, dropped (wiped) when used up, when taken by
-/// `next_chunk` or `drain`, and with the stream.
+/// first small read; wiped when used up and kept for the next chunk while
+/// there is one; dropped (wiped) when the last chunk is used up, when taken
+/// by `next_chunk` or `drain`, and with the stream.
 #[test]
 fn the_opened_front_chunk_lives_only_while_it_is_needed() {
     let _serial = serial();
@@ -555,7 +556,11 @@ fn the_opened_front_chunk_lives_only_while_it_is_needed() {
     assert_eq!(memguard::live_buffers(), live + 1, "still the same one");
     s.read_exact(&mut small[..10]).unwrap();
     assert_eq!(s.len(), 4000);
-    assert_eq!(memguard::live_buffers(), live, "used up");
+    assert_eq!(
+        memguard::live_buffers(),
+        live + 1,
+        "used up: kept, wiped, for the next chunk"
+    );
     assert_eq!(&small, &pattern(990, 10)[..]);
 
     s.read_exact(&mut small).unwrap();
@@ -577,6 +582,19 @@ fn the_opened_front_chunk_lives_only_while_it_is_needed() {
     assert_eq!(memguard::live_buffers(), live + 1);
     drop(s);
     assert_eq!(memguard::live_buffers(), live, "dropped with the stream");
+
+    // Read to the end in small pieces: one buffer serves every chunk, and
+    // it goes with the last one.
+    let mut s = Stream::with_chunk_size(1000);
+    s.write_all(&pattern(0, 5000)).unwrap();
+    for at in (0..5000).step_by(10) {
+        s.read_exact(&mut small).unwrap();
+        assert_eq!(&small, &pattern(at, 10)[..]);
+        if at < 4990 {
+            assert_eq!(memguard::live_buffers(), live + 1, "at {at}");
+        }
+    }
+    assert_eq!(memguard::live_buffers(), live, "gone with the last chunk");
 }
 
 /// Two readers reading 4 bytes at a time while a writer writes 4-byte

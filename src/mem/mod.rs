@@ -13,6 +13,7 @@ mod crash_table;
 mod fork;
 mod harden;
 mod layout;
+mod lease;
 mod lock_wait;
 mod memory_backend;
 mod protections;

@@ -1,18 +1,19 @@
 //! [`Region`]: one guarded, locked mapping holding one buffer's bytes.
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use super::borrow::{BorrowState, Refused};
 use super::compact_mode::{compact_mode, CompactMode};
 use super::corruption::{self, CanaryCorruption};
 use super::layout::Layout;
+use super::lease::Lease;
 use super::protections::Protections;
 use super::reference::Ref;
 use super::reference_mut::RefMut;
 use super::seal::{self, Seal};
 use super::slab::{self, Slot};
-use super::sys::{Access, Os, Pages};
+use super::sys::{Access, Os, Pages, Process};
 use super::{canary, crash_handler, crash_table, fork, harden, spares, wipe};
 use crate::error::{Error, Result};
 
@@ -29,6 +30,8 @@ pub(crate) struct Region {
     canary: &'static [u8],
     len: AtomicUsize,
     state: BorrowState,
+    /// The owner's lease: a shared borrow kept across reads (see `lease`).
+    lease: Lease,
     frozen: AtomicBool,
     /// "No access between uses": the data pages sealed while no guard is held.
     seal: Seal,
@@ -185,6 +188,7 @@ impl Region {
             canary,
             len: AtomicUsize::new(len),
             state: BorrowState::new(),
+            lease: Lease::new(),
             frozen: AtomicBool::new(false),
             seal: Seal::new(),
             mapping: slab::protections_of(slot),
@@ -217,6 +221,7 @@ impl Region {
             canary,
             len: AtomicUsize::new(len),
             state: BorrowState::new(),
+            lease: Lease::new(),
             frozen: AtomicBool::new(false),
             seal: Seal::new(),
             mapping,
@@ -443,7 +448,7 @@ impl Region {
     /// the last borrow is released. A corrupted canary aborts the process
     /// after every other buffer is wiped.
     pub(crate) fn destroy(&self) {
-        if self.state.request_destroy() {
+        if self.state.request_destroy() || self.revoke_lease_after_request() {
             self.finish_destroy();
         }
     }
@@ -451,13 +456,111 @@ impl Region {
     /// As [`Region::destroy`], but a corrupted canary is returned rather than
     /// acted on, so that a purge can wipe everything else first.
     pub(crate) fn destroy_collecting(&self) -> Option<CanaryCorruption> {
-        if self.state.request_destroy() {
+        if self.state.request_destroy() || self.revoke_lease_after_request() {
             let result = self.wipe_and_unmap().err();
             super::lock_wait::notify();
             result
         } else {
             None
         }
+    }
+
+    /// Starts or keeps the owner's lease (see `lease`): a shared borrow kept
+    /// across [`Region::read_leased`] calls until [`Region::end_lease`], or
+    /// until a purge or destroy takes it back. Whether a lease is held.
+    /// None is given for a region sealed between uses (its pages must close
+    /// after each use), or one that is destroyed or inherited.
+    pub(crate) fn lease(&self) -> bool {
+        if self.lease.is_held() {
+            return true;
+        }
+        if self.is_inherited() || self.seal.is_on() || self.state.read().is_err() {
+            return false;
+        }
+        if self.lease.hold(lease_barrier_ready()) {
+            // A destroy that requested destruction before this lease was
+            // held may have found no lease to revoke: look, after a fence
+            // that pairs with the one in revoke_lease_after_request (at
+            // least one side sees the other), and let the lease go.
+            fence(Ordering::SeqCst);
+            if self.state.is_gone() {
+                self.end_lease();
+                return false;
+            }
+            return true;
+        }
+        // Revoked before: the region is being destroyed.
+        if self.state.release_read() {
+            self.finish_destroy();
+        }
+        false
+    }
+
+    /// Copies the data from `offset` into `dst` under the owner's lease;
+    /// false, copying nothing, when no lease is held (or it was revoked)
+    /// or the range is out of bounds. Only the owner calls it, through
+    /// `&mut` on the buffer, so there is one such read at a time.
+    #[inline]
+    pub(crate) fn read_leased(&self, offset: usize, dst: &mut [u8]) -> bool {
+        let len = self.len();
+        match offset.checked_add(dst.len()) {
+            Some(end) if end <= len => {}
+            _ => return false,
+        }
+        if self.is_inherited() {
+            return false;
+        }
+        self.lease
+            .read(|| {
+                // SAFETY: the lease holds a shared borrow, so the data pages
+                // are mapped, readable (never sealed: see lease()) and free of
+                // writers; a revoker waits for this read to finish before it
+                // wipes. offset..offset + dst.len() is inside the data.
+                let src = unsafe { self.data_ptr(len).add(offset) };
+                if let [byte] = dst {
+                    // SAFETY: as above; one byte, without a call to memcpy.
+                    *byte = unsafe { src.read() };
+                } else {
+                    // SAFETY: as above; `dst` is ordinary memory that cannot
+                    // overlap a guarded mapping.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr(), dst.len())
+                    };
+                }
+            })
+            .is_some()
+    }
+
+    /// Ends the owner's lease, releasing its borrow (which may carry out a
+    /// destruction requested meanwhile). The owner's call: no read under
+    /// the lease is in progress.
+    pub(crate) fn end_lease(&self) {
+        if self.lease.release() {
+            self.end_read();
+        }
+    }
+
+    /// After a destroy request that was deferred to the borrows: takes the
+    /// owner's lease back, if one is held, and releases its borrow; true
+    /// when that was the last borrow and the caller must now destroy. In a
+    /// forked child nobody reads an inherited region, so no barrier is
+    /// needed there.
+    fn revoke_lease_after_request(&self) -> bool {
+        // Pairs with the fence in lease(): see there.
+        fence(Ordering::SeqCst);
+        let revoked = if self.is_inherited() {
+            self.lease.release()
+        } else {
+            self.lease.revoke(Os::barrier)
+        };
+        revoked && self.state.release_read()
+    }
+
+    /// Whether the region is destroyed: wiped and unmapped, not just
+    /// marked for it.
+    #[cfg(test)]
+    pub(crate) fn is_destroyed(&self) -> bool {
+        self.state.is_destroyed()
     }
 
     /// Releases a shared borrow taken by [`Region::read`].
@@ -697,7 +800,8 @@ impl Region {
 impl Drop for Region {
     fn drop(&mut self) {
         // Normally the owner destroyed it already; this is the backstop.
-        if self.state.request_destroy() {
+        let last = self.lease.release() && self.state.release_read();
+        if last || self.state.request_destroy() {
             if let Err(c) = self.wipe_and_unmap() {
                 corruption::fatal(c);
             }
@@ -713,4 +817,25 @@ impl std::fmt::Debug for Region {
             .field("alive", &self.is_alive())
             .finish_non_exhaustive()
     }
+}
+
+/// Whether the platform's process-wide barrier is ready in this process
+/// (readied once per process, and again after `fork`); leases taken without
+/// it use a full fence on both sides.
+fn lease_barrier_ready() -> bool {
+    use std::sync::atomic::AtomicU64;
+    /// The fork generation, plus one, in which the barrier was readied
+    /// (positive) or refused (bitwise negated); 0 before the first try.
+    static READY: AtomicU64 = AtomicU64::new(0);
+    let generation = fork::generation().wrapping_add(1);
+    let seen = READY.load(Ordering::Acquire);
+    if seen == generation {
+        return true;
+    }
+    if seen == !generation {
+        return false;
+    }
+    let ready = Os::prepare_barrier();
+    READY.store(if ready { generation } else { !generation }, Ordering::Release);
+    ready
 }

@@ -114,3 +114,19 @@ pub(super) unsafe fn stack_pointer(context: *mut c_void) -> Option<usize> {
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     None
 }
+
+/// Registers the process for `MEMBARRIER_CMD_PRIVATE_EXPEDITED` (Linux
+/// 4.14 and later); whether it may use it now. A forked child must register
+/// again: the registration belongs to the address space.
+pub(super) fn prepare_barrier() -> bool {
+    use rustix::thread::{membarrier, membarrier_query, MembarrierCommand};
+    membarrier_query().contains_command(MembarrierCommand::RegisterPrivateExpedited)
+        && membarrier(MembarrierCommand::RegisterPrivateExpedited).is_ok()
+}
+
+/// `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`: an interrupt to every
+/// CPU running a thread of this process, each executing a full barrier.
+pub(super) fn barrier() -> bool {
+    use rustix::thread::{membarrier, MembarrierCommand};
+    membarrier(MembarrierCommand::PrivateExpedited).is_ok()
+}

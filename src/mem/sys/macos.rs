@@ -61,3 +61,14 @@ pub(super) fn mapping_advice(f: &mut fmt::Formatter<'_>, _max: Option<u64>) -> f
 pub(super) unsafe fn stack_pointer(_context: *mut c_void) -> Option<usize> {
     None
 }
+
+/// No process-wide memory barrier call is used on this system: leases take
+/// a full fence on both sides instead (see `mem::lease`).
+pub(super) fn prepare_barrier() -> bool {
+    false
+}
+
+/// See [`prepare_barrier`].
+pub(super) fn barrier() -> bool {
+    false
+}

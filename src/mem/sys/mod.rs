@@ -227,6 +227,19 @@ pub(crate) trait Process {
     /// Ends the process at once with `code`: no destructors, no exit
     /// handlers; safe in signal context and in a forked child.
     fn exit_now(code: i32) -> !;
+
+    /// Readies [`Process::barrier`] for this process; whether it is
+    /// available. Called once per process, and again in a forked child
+    /// (Linux forgets the registration across `fork`).
+    fn prepare_barrier() -> bool;
+
+    /// The heavy side of an asymmetric fence: returns once every thread of
+    /// the process has executed a full memory barrier (threads running now
+    /// are interrupted to do so; the others pass one when they are next
+    /// scheduled). A reader that pairs it with a compiler fence alone is
+    /// ordered as if it had a full fence. Whether it was done; only after
+    /// [`Process::prepare_barrier`] said yes in this process.
+    fn barrier() -> bool;
 }
 
 /// The requests to terminate that `catch_signal` listens for.

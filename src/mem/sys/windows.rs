@@ -47,7 +47,9 @@ use windows_sys::Win32::System::Memory::{
     PAGE_READONLY, PAGE_READWRITE,
 };
 use windows_sys::Win32::System::SystemInformation::{GetSystemInfo, SYSTEM_INFO};
-use windows_sys::Win32::System::Threading::{GetCurrentProcess, TerminateProcess};
+use windows_sys::Win32::System::Threading::{
+    FlushProcessWriteBuffers, GetCurrentProcess, TerminateProcess,
+};
 
 use super::quota::{after_lock_failure, AfterLockFailure};
 use super::{Access, Disposition, Fault, Hardened, Pages, Process, Terminal, Termination};
@@ -415,6 +417,19 @@ impl Process for Windows {
         // SAFETY: ends this process at once; nothing runs afterwards.
         unsafe { TerminateProcess(GetCurrentProcess(), code as u32) };
         std::process::abort()
+    }
+
+    fn prepare_barrier() -> bool {
+        // FlushProcessWriteBuffers needs no registration (Vista and later).
+        true
+    }
+
+    fn barrier() -> bool {
+        // SAFETY: no arguments, no preconditions: it interrupts every
+        // processor running a thread of this process, each flushing its
+        // write buffer, and returns once they have.
+        unsafe { FlushProcessWriteBuffers() };
+        true
     }
 }
 

@@ -303,6 +303,14 @@ impl Process for Unix {
         // with no destructor or atexit handler.
         unsafe { libc::_exit(code) }
     }
+
+    fn prepare_barrier() -> bool {
+        os::prepare_barrier()
+    }
+
+    fn barrier() -> bool {
+        os::barrier()
+    }
 }
 
 #[cfg(test)]
