@@ -3,7 +3,9 @@
 # tests in src/mem/borrow_loom.rs run readers, a writer, destroy and purge
 # under every interleaving of their threads and fail if a guard sees wiped
 # or unmapped memory, if a reader overlaps the writer or the destroyer, or
-# if a region is destroyed other than exactly once.
+# if a region is destroyed other than exactly once. The models in
+# src/mem/lease_loom.rs do the same for reads under a lease against a
+# revoking purge, and src/mem/slab_loom.rs for compact slots.
 #
 #   scripts/loom.sh
 #

@@ -167,9 +167,7 @@ impl Chunk {
             return Ok(());
         };
         let rest = self.remaining();
-        let reused = reuse
-            .take()
-            .filter(|b| b.len() >= rest && b.is_mutable());
+        let reused = reuse.take().filter(|b| b.len() >= rest && b.is_mutable());
         let mut buf = match reused {
             Some(buf) => buf,
             None => match LockedBuffer::new(self.len) {
@@ -268,10 +266,18 @@ impl Queue {
     /// When a chunk fails, the bytes read before it are returned and the
     /// chunk stays queued, so the next call reports it; with nothing read,
     /// it and the failing chunks after it are dropped and the error returned.
+    #[inline]
     fn pull(&mut self, buf: &mut [u8]) -> Result<usize> {
-        if let Some(n) = self.pull_from_opened_front(buf) {
-            return Ok(n);
+        match self.pull_from_opened_front(buf) {
+            Some(n) => Ok(n),
+            None => self.pull_chunks(buf),
         }
+    }
+
+    /// [`Queue::pull`] beyond the short path: out of line, so that the
+    /// short path is not paying for this one's stack frame.
+    #[inline(never)]
+    fn pull_chunks(&mut self, buf: &mut [u8]) -> Result<usize> {
         let mut done = 0;
         while done < buf.len() {
             let Some(front) = self.chunks.front_mut() else {

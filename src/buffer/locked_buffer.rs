@@ -488,7 +488,7 @@ mod tests {
 
     #[test]
     fn reads_under_a_lease_see_the_data() {
-        let mut buf = LockedBuffer::from_bytes(&mut *b"leased bytes".to_vec()).unwrap();
+        let mut buf = LockedBuffer::from_bytes(&mut b"leased bytes".to_vec()).unwrap();
         let mut one = [0u8; 1];
         assert!(buf.read_leased(7, &mut one));
         assert_eq!(&one, b"b");
@@ -507,7 +507,10 @@ mod tests {
         let mut one = [0u8; 1];
         assert!(buf.read_leased(0, &mut one));
         purge_one(&buf.region);
-        assert!(buf.region.is_destroyed(), "wiped and unmapped, not deferred");
+        assert!(
+            buf.region.is_destroyed(),
+            "wiped and unmapped, not deferred"
+        );
         assert!(!buf.read_leased(0, &mut one));
         assert!(!buf.region.lease(), "no new lease once destroyed");
     }

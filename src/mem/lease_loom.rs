@@ -186,7 +186,8 @@ fn loom_model_lease_taken_while_a_destroy_runs() {
             thread::spawn(move || {
                 if region.lease() {
                     // SAFETY (model): loom checks that no write races this.
-                    if let Some(bytes) = region.lease.read(|| region.bytes.with(|b| unsafe { *b })) {
+                    if let Some(bytes) = region.lease.read(|| region.bytes.with(|b| unsafe { *b }))
+                    {
                         assert_eq!(bytes, LIVE, "a read under the lease saw wiped bytes");
                     }
                     region.end_lease();

@@ -836,6 +836,9 @@ fn lease_barrier_ready() -> bool {
         return false;
     }
     let ready = Os::prepare_barrier();
-    READY.store(if ready { generation } else { !generation }, Ordering::Release);
+    READY.store(
+        if ready { generation } else { !generation },
+        Ordering::Release,
+    );
     ready
 }
