@@ -578,6 +578,9 @@ impl io::Read for &Stream {
 /// `read` takes no lock: small reads cost less than through `&Stream` (a
 /// 1-byte read, about half; see BENCHMARKS.md).
 impl io::Read for Stream {
+    /// Inlined into the caller, so that a small read the opened chunk
+    /// serves is a short run of loads and stores (see `Queue::pull`).
+    #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         Ok(self.queue_mut().pull(buf)?)
     }

@@ -45,6 +45,7 @@ static HOOKS: OnceLock<bool> = OnceLock::new();
 
 /// The fork generation of this process: 0 in the process that first used
 /// memguard, one more in each forked child than in its parent.
+#[inline]
 pub(crate) fn generation() -> u64 {
     FORKS.load(Ordering::Acquire)
 }

@@ -273,6 +273,7 @@ impl Region {
     }
 
     /// The length of the data in bytes.
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.len.load(Ordering::Acquire)
     }
@@ -303,6 +304,7 @@ impl Region {
     /// or not copied at all (see [`Protections::hidden_from_forks`]), and
     /// they are not locked. It hands out no borrows, and destroying it releases
     /// what this process got of its mapping without reading or writing it.
+    #[inline]
     pub(crate) fn is_inherited(&self) -> bool {
         self.forks != fork::generation()
     }
@@ -784,6 +786,7 @@ impl Region {
         unsafe { base.add(layout.data_pages_offset()) }
     }
 
+    #[inline]
     fn data_ptr(&self, len: usize) -> NonNull<u8> {
         if let Some(place) = &self.compact {
             let slot = place.get();
