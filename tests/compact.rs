@@ -415,7 +415,10 @@ fn a_forked_child_sees_nothing_of_compact_secrets() {
             // The frozen secret's slab has a writable alias where the
             // system can alias memory (Linux: always); it must be absent in
             // the child too.
-            let aliases: Vec<usize> = other_views_of(addrs[0]).into_iter().map(|(a, _)| a).collect();
+            let aliases: Vec<usize> = other_views_of(addrs[0])
+                .into_iter()
+                .map(|(a, _)| a)
+                .collect();
             assert!(!aliases.is_empty(), "a frozen slab has its alias");
             let child = fork(|_| {
                 // Dead in the child: no data, no borrow.
@@ -740,6 +743,102 @@ fn no_access_between_uses_needs_pages_of_its_own() {
                 assert!(buf.equal_to(&secret(5)));
             }
             mark("SEAL-OK");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 10. The writable alias of a frozen slab is never handed out
+// ---------------------------------------------------------------------------
+
+/// A frozen slab's data page has a second, writable view (its alias,
+/// through which slots are filled and wiped without an `mprotect` pair).
+/// No buffer, however made, ever reads or writes through it: every address
+/// the API hands out lies in a view that is not writable for a frozen
+/// secret, and never in an alias. The alias is out of core dumps and out of
+/// forked children like the view it aliases, and where it costs lock budget
+/// (secret memory) it is given up at the limit.
+#[test]
+fn the_alias_of_a_frozen_slab_is_never_handed_out() {
+    const TEST: &str = "the_alias_of_a_frozen_slab_is_never_handed_out";
+    match role(TEST) {
+        Role::Bystander => {}
+        Role::Parent => {
+            let out = run(TEST, "alias");
+            assert_passed(&out, "ALIAS-OK", "aliases");
+        }
+        Role::Child(_) => {
+            memguard::set_compact_mode(CompactMode::Always);
+            let sealed = Enclave::new(&mut secret(11).to_vec()).unwrap();
+            let mut bufs: Vec<LockedBuffer> = Vec::new();
+            for i in 0..150 {
+                let b = match i % 5 {
+                    0 => LockedBuffer::random(32).unwrap(),
+                    1 => LockedBuffer::from_bytes(&mut secret(i)).unwrap(),
+                    2 => sealed.open().unwrap(),
+                    3 => {
+                        let mut b = LockedBuffer::from_bytes(&mut secret(i)).unwrap();
+                        b.melt().unwrap();
+                        b.freeze().unwrap();
+                        b
+                    }
+                    _ => LockedBuffer::new(24).unwrap(),
+                };
+                assert!(b.is_compact());
+                bufs.push(b);
+            }
+            // Every alias: the other views of the frozen secrets' pages.
+            let mut aliases: Vec<(usize, String)> = Vec::new();
+            for b in bufs.iter().filter(|b| !b.is_mutable()) {
+                let p = b.bytes().as_ptr() as usize;
+                let views = other_views_of(p);
+                assert_eq!(views.len(), 1, "{p:#x}: one alias");
+                aliases.extend(views);
+            }
+            assert!(!aliases.is_empty());
+            let page = page_size();
+            let alias_pages: Vec<usize> = aliases.iter().map(|(a, _)| a / page * page).collect();
+            let maps = scan::read_smaps(std::process::id() as i32).expect("read smaps");
+            for (a, perm) in &aliases {
+                assert!(
+                    perm.starts_with("rw") && perm.ends_with('s'),
+                    "{a:#x}: {perm}"
+                );
+                let m = scan::mapping_of(&maps, *a).expect("alias mapped");
+                for flag in ["dd", "dc"] {
+                    assert!(
+                        m.has_flag(flag),
+                        "alias {a:#x} lacks {flag}: {}",
+                        m.describe()
+                    );
+                }
+            }
+            // No address handed out lies in an alias page, through any
+            // accessor; frozen secrets are read through a read-only view.
+            let in_alias = |p: usize| alias_pages.contains(&(p / page * page));
+            for (i, b) in bufs.iter_mut().enumerate() {
+                let p = b.bytes().as_ptr() as usize;
+                assert!(!in_alias(p), "#{i}: bytes() at {p:#x} is an alias");
+                if b.is_mutable() {
+                    let q = b.bytes_mut().unwrap().as_mut_ptr() as usize;
+                    assert!(!in_alias(q), "#{i}: bytes_mut() at {q:#x} is an alias");
+                    assert!(perms(q).is_some_and(|p| p.starts_with("rw")));
+                } else {
+                    assert!(
+                        perms(p).is_some_and(|p| p.starts_with("r--")),
+                        "#{i} read-only"
+                    );
+                    assert!(matches!(b.bytes_mut(), Err(Error::Immutable)), "#{i}");
+                }
+            }
+            // Nor does melting hand one out: the secret moves to a writable
+            // slab.
+            let mut melted = bufs.remove(1);
+            melted.melt().unwrap();
+            let q = melted.bytes_mut().unwrap().as_mut_ptr() as usize;
+            assert!(!in_alias(q));
+            assert!(melted.equal_to(&secret(1)));
+            mark(&format!("ALIAS-OK: {} aliases", aliases.len()));
         }
     }
 }

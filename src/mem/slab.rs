@@ -59,13 +59,37 @@
 //!   empty slab per class is kept while the spare limit is not zero; purge
 //!   unmaps all empty slabs.
 //! - `freeze` moves a compact secret into a slot of a frozen slab of its
-//!   size class: that page is made writable for the copy and read-only
-//!   again, under the slab lock; the old slot is freed (checked and wiped).
-//!   `melt` moves it back. So a melt or freeze costs a slot copy, a canary
-//!   check and two `mprotect` calls (four when the freed slot is in a
-//!   frozen slab), and can fail with `MemoryLock` when a new slab is needed.
-//!   `Enclave::open` (decrypt into a writable slot, freeze) holds no
-//!   writable slot once it returns.
+//!   size class; the old slot is freed (checked and wiped). `melt` moves it
+//!   back. A freeze or melt costs a slot copy and a canary check, and can
+//!   fail with `MemoryLock` when a new slab is needed. `Enclave::open`
+//!   (decrypt into a writable slot, freeze) holds no writable slot once it
+//!   returns.
+//!
+//! # The alias of a frozen slab
+//!
+//! Where the platform layer can alias memory (`Pages::allocate_aliased`:
+//! Linux), a frozen slab's data page is mapped twice: the read-only view
+//! between the guard pages, which is the only one slots and secrets point
+//! into, and a writable view elsewhere (the *alias*, `Slab::writer`),
+//! through which a slot is filled on freeze and wiped on free. So a frozen
+//! secret costs no system call at all: not the two `mprotect` pairs (page
+//! writable for the copy, read-only again; the same around the wipe) that
+//! a slab without an alias pays under the slab lock. The alias is never
+//! handed out (no `Slot`, region or `CanaryCorruption` holds its address);
+//! both views are out of core dumps and absent in forked children.
+//!
+//! With secret memory the alias is a second mapping of the same piece of
+//! the secret file, and the kernel counts every such mapping against
+//! `RLIMIT_MEMLOCK`: a frozen slab then costs two pages of lock budget.
+//! When the budget runs out (a new slab refused with `MemoryLock`), every
+//! alias that costs budget is dropped and no more are made
+//! (`Slabs::no_alias`); the mapping is tried again, and from then on frozen
+//! slabs pay the `mprotect` pairs. So the number of secrets that fit under
+//! a limit is what it was without aliases, and below the limit frozen
+//! secrets are as cheap as writable ones. With anonymous memory the frozen
+//! slabs come from `memfd_create` pages: locked once, through the
+//! read-only view (the alias costs no budget), and absent in forked
+//! children (`MADV_WIPEONFORK` does not apply to shared mappings).
 //!
 //! # Borrows and purge
 //!
@@ -83,8 +107,8 @@
 //!
 //! One process-wide mutex guards every slab (the free lists, the slot
 //! state, the protection changes of frozen pages). It is held for the
-//! bookkeeping, a 32-byte copy or wipe and, for frozen slabs, two
-//! `mprotect` calls; never while a guard is taken or dropped, so readers of
+//! bookkeeping, a 32-byte copy or wipe and, for frozen slabs without an
+//! alias, two `mprotect` calls; never while a guard is taken or dropped, so readers of
 //! compact secrets never contend on it (they touch only their region's
 //! `BorrowState`). Allocation and free from many threads do serialise on it:
 //! `benches/locked_buffer.rs` `compact/open_1000_x8` measures 8 threads
@@ -99,8 +123,8 @@
 //!
 //! # Fork
 //!
-//! Slab pages are zero-filled (or absent) in a forked child and not locked
-//! there. The first slab operation in a child forgets every inherited slab
+//! Slab pages are zero-filled (or absent: secret memory, and aliased frozen
+//! slabs with both their views) in a forked child and not locked there. The first slab operation in a child forgets every inherited slab
 //! (unmapping it where it was zero-filled) and starts anew; inherited
 //! compact regions are released without touching their slot, like inherited
 //! regions of their own. The slab lock is held across `fork`.
@@ -322,11 +346,7 @@ pub(crate) fn move_to(
     // written through the slab's writable view: its alias, or the data page
     // made writable above; `at + len` is within the page.
     unsafe {
-        std::ptr::copy_nonoverlapping(
-            data_of(from, len).as_ptr(),
-            writer.as_ptr().add(at),
-            len,
-        );
+        std::ptr::copy_nonoverlapping(data_of(from, len).as_ptr(), writer.as_ptr().add(at), len);
     }
     if window {
         // SAFETY: as above; back to read-only.

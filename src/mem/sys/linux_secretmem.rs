@@ -127,9 +127,7 @@ fn pool_of(kind: Kind) -> &'static Mutex<Pool> {
 
 fn pool(kind: Kind) -> MutexGuard<'static, Pool> {
     install_fork_hooks();
-    let mut pool = pool_of(kind)
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let mut pool = pool_of(kind).lock().unwrap_or_else(PoisonError::into_inner);
     if pool.forked {
         // A forked child: the pieces were not inherited (MADV_DONTFORK) and
         // the files were closed by the child hook; start afresh.
@@ -584,7 +582,12 @@ pub(super) unsafe fn free(base: NonNull<u8>, len: usize, page: usize) -> bool {
 /// # Safety
 /// `base` and `len` must be exactly a mapping from [`allocate_aliased`],
 /// and nothing may use either view afterwards.
-pub(super) unsafe fn free_aliased(secret: bool, base: NonNull<u8>, len: usize, page: usize) -> bool {
+pub(super) unsafe fn free_aliased(
+    secret: bool,
+    base: NonNull<u8>,
+    len: usize,
+    page: usize,
+) -> bool {
     let kind = if secret { Kind::Secret } else { Kind::Shared };
     // SAFETY: the caller's contract, passed on.
     unsafe { free_in(kind, base, len, page) }
