@@ -450,15 +450,14 @@ fn check_gaps(s: &Slab, pattern: &[u8]) -> Option<CanaryCorruption> {
     }
 }
 
+/// A new slab's mapping: its base, its data page, its alias if it has one,
+/// and what the system gave it.
+type SetUp = (NonNull<u8>, NonNull<u8>, Option<Alias>, Protections);
+
 /// A new slab's mapping as before aliases: `total` bytes, the data page
 /// writable, locked, advised, every byte canary, read-only if `frozen`.
 /// Returns the base, the data page, no alias, and what the system gave.
-fn set_up(
-    total: usize,
-    page: usize,
-    frozen: bool,
-    pattern: &[u8],
-) -> Result<(NonNull<u8>, NonNull<u8>, Option<Alias>, Protections)> {
+fn set_up(total: usize, page: usize, frozen: bool, pattern: &[u8]) -> Result<SetUp> {
     let base = Os::allocate(total)?;
     // SAFETY: one page into the mapping we just made (three pages long).
     let data = unsafe { base.add(page) };
@@ -493,11 +492,7 @@ fn set_up(
 
 /// A new frozen slab's aliased mapping: every byte canary (written through
 /// the alias), the data page read-only and locked. As [`set_up`] returns.
-fn set_up_aliased(
-    a: Aliased,
-    page: usize,
-    pattern: &[u8],
-) -> Result<(NonNull<u8>, NonNull<u8>, Option<Alias>, Protections)> {
+fn set_up_aliased(a: Aliased, page: usize, pattern: &[u8]) -> Result<SetUp> {
     // SAFETY: one page into the mapping just made (three pages long).
     let data = unsafe { a.base.add(page) };
     // SAFETY: the alias of our new mapping: one page, writable, ours alone.
