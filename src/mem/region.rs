@@ -313,8 +313,16 @@ impl Region {
     /// when there is slack before the data, the wipe before a crash when
     /// the fault hook is in place and the region is in its table.
     pub(crate) fn protections(&self) -> Protections {
-        if self.compact.is_some() {
-            return self.mapping;
+        if let Some(place) = &self.compact {
+            // A compact secret's slab changes with freeze and melt, and a
+            // frozen slab may differ from a writable one (an aliased
+            // frozen slab is left out of forked children, a writable one
+            // zero-filled there): ask the slab it is in now. An inherited
+            // region keeps what it had (its slab is not this process's).
+            if self.is_inherited() {
+                return self.mapping;
+            }
+            return slab::protections_of(place.get());
         }
         let mut p = self.mapping;
         if self.layout.slack(self.len()) > 0 {

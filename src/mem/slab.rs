@@ -59,13 +59,37 @@
 //!   empty slab per class is kept while the spare limit is not zero; purge
 //!   unmaps all empty slabs.
 //! - `freeze` moves a compact secret into a slot of a frozen slab of its
-//!   size class: that page is made writable for the copy and read-only
-//!   again, under the slab lock; the old slot is freed (checked and wiped).
-//!   `melt` moves it back. So a melt or freeze costs a slot copy, a canary
-//!   check and two `mprotect` calls (four when the freed slot is in a
-//!   frozen slab), and can fail with `MemoryLock` when a new slab is needed.
-//!   `Enclave::open` (decrypt into a writable slot, freeze) holds no
-//!   writable slot once it returns.
+//!   size class; the old slot is freed (checked and wiped). `melt` moves it
+//!   back. A freeze or melt costs a slot copy and a canary check, and can
+//!   fail with `MemoryLock` when a new slab is needed. `Enclave::open`
+//!   (decrypt into a writable slot, freeze) holds no writable slot once it
+//!   returns.
+//!
+//! # The alias of a frozen slab
+//!
+//! Where the platform layer can alias memory (`Pages::allocate_aliased`:
+//! Linux), a frozen slab's data page is mapped twice: the read-only view
+//! between the guard pages, which is the only one slots and secrets point
+//! into, and a writable view elsewhere (the *alias*, `Slab::writer`),
+//! through which a slot is filled on freeze and wiped on free. So a frozen
+//! secret costs no system call at all: not the two `mprotect` pairs (page
+//! writable for the copy, read-only again; the same around the wipe) that
+//! a slab without an alias pays under the slab lock. The alias is never
+//! handed out (no `Slot`, region or `CanaryCorruption` holds its address);
+//! both views are out of core dumps and absent in forked children.
+//!
+//! With secret memory the alias is a second mapping of the same piece of
+//! the secret file, and the kernel counts every such mapping against
+//! `RLIMIT_MEMLOCK`: a frozen slab then costs two pages of lock budget.
+//! When the budget runs out (a new slab refused with `MemoryLock`), every
+//! alias that costs budget is dropped and no more are made
+//! (`Slabs::no_alias`); the mapping is tried again, and from then on frozen
+//! slabs pay the `mprotect` pairs. So the number of secrets that fit under
+//! a limit is what it was without aliases, and below the limit frozen
+//! secrets are as cheap as writable ones. With anonymous memory the frozen
+//! slabs come from `memfd_create` pages: locked once, through the
+//! read-only view (the alias costs no budget), and absent in forked
+//! children (`MADV_WIPEONFORK` does not apply to shared mappings).
 //!
 //! # Borrows and purge
 //!
@@ -83,8 +107,8 @@
 //!
 //! One process-wide mutex guards every slab (the free lists, the slot
 //! state, the protection changes of frozen pages). It is held for the
-//! bookkeeping, a 32-byte copy or wipe and, for frozen slabs, two
-//! `mprotect` calls; never while a guard is taken or dropped, so readers of
+//! bookkeeping, a 32-byte copy or wipe and, for frozen slabs without an
+//! alias, two `mprotect` calls; never while a guard is taken or dropped, so readers of
 //! compact secrets never contend on it (they touch only their region's
 //! `BorrowState`). Allocation and free from many threads do serialise on it:
 //! `benches/locked_buffer.rs` `compact/open_1000_x8` measures 8 threads
@@ -99,8 +123,8 @@
 //!
 //! # Fork
 //!
-//! Slab pages are zero-filled (or absent) in a forked child and not locked
-//! there. The first slab operation in a child forgets every inherited slab
+//! Slab pages are zero-filled (or absent: secret memory, and aliased frozen
+//! slabs with both their views) in a forked child and not locked there. The first slab operation in a child forgets every inherited slab
 //! (unmapping it where it was zero-filled) and starts anew; inherited
 //! compact regions are released without touching their slot, like inherited
 //! regions of their own. The slab lock is held across `fork`.
@@ -111,9 +135,9 @@ use std::sync::{Mutex, MutexGuard, Once, PoisonError};
 
 use super::corruption::CanaryCorruption;
 use super::protections::Protections;
-use super::sys::{Access, Os, Pages};
+use super::sys::{Access, Aliased, Os, Pages};
 use super::{canary, crash_table, fork, spares, wipe};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Bytes of canary before each slot (and after the last).
 pub(crate) const CANARY: usize = 8;
@@ -160,9 +184,25 @@ pub(crate) fn protections_of(slot: Slot) -> Protections {
     }
 }
 
+/// The writable second view of a frozen slab's data page
+/// (`Pages::allocate_aliased`): slots are filled and wiped through it, so
+/// the view the secrets are read through stays read-only with no
+/// `mprotect` pair per fill and wipe. Never handed out: no `Slot`, no
+/// region and no error value holds its address.
+#[derive(Clone, Copy)]
+struct Alias {
+    page: NonNull<u8>,
+}
+
 struct Slab {
     base: NonNull<u8>,
     data: NonNull<u8>,
+    /// Frozen slabs where the system can alias memory: the writable view,
+    /// until it is dropped to give its lock budget back.
+    alias: Option<Alias>,
+    /// Made by `Pages::allocate_aliased` (freed by `free_aliased`, with or
+    /// without its alias).
+    aliased: bool,
     size: usize,
     frozen: bool,
     free: Vec<usize>,
@@ -185,6 +225,13 @@ impl Slab {
     fn offset_of(&self, index: usize) -> usize {
         CANARY + index * self.stride()
     }
+
+    /// The view of the data page that is written: the alias where there
+    /// is one, else the data page itself (which a frozen slab must make
+    /// writable first).
+    fn writer(&self) -> NonNull<u8> {
+        self.alias.map_or(self.data, |a| a.page)
+    }
 }
 
 struct Slabs {
@@ -198,6 +245,10 @@ struct Slabs {
     forks: u64,
     /// Slots taken.
     used: usize,
+    /// Set when the lock budget ran out while aliases held some of it:
+    /// from then on frozen slabs are made without one (capacity before
+    /// speed at the limit).
+    no_alias: bool,
 }
 
 // SAFETY: the raw pointers name slab mappings reachable only through the
@@ -211,6 +262,7 @@ static SLABS: Mutex<Slabs> = Mutex::new(Slabs {
     kept: 0,
     forks: 0,
     used: 0,
+    no_alias: false,
 });
 
 thread_local! {
@@ -271,8 +323,13 @@ pub(crate) fn move_to(
     let mut slabs = lock();
     let to = slabs.take(len, frozen, pattern)?;
     let page = Os::page_size();
-    let to_data = slabs.all[to.slab].as_ref().map(|s| s.data);
-    if let Some(data) = to_data.filter(|_| frozen) {
+    let Some(slab) = slabs.all[to.slab].as_ref() else {
+        unreachable!("a slot just taken is in a mapped slab")
+    };
+    let (data, writer) = (slab.data, slab.writer());
+    // A frozen slab without an alias is made writable for the copy.
+    let window = frozen && slab.alias.is_none();
+    if window {
         // SAFETY: our slab's data page; we hold the slab lock, and the slots
         // of a frozen slab are only read by others, so making it writable
         // for a moment takes nothing away from them.
@@ -282,18 +339,16 @@ pub(crate) fn move_to(
             return Err(e);
         }
     }
+    let at = to.start.as_ptr() as usize - data.as_ptr() as usize + to.size - len;
     // SAFETY: `from` holds the secret (exclusive borrow held by the
     // caller); `to` was free and is ours; both are `len` bytes at the end of
-    // slots of the same size class, in pages that are readable, and `to`'s
-    // writable now.
+    // slots of the same size class, in pages that are readable. `to` is
+    // written through the slab's writable view: its alias, or the data page
+    // made writable above; `at + len` is within the page.
     unsafe {
-        std::ptr::copy_nonoverlapping(
-            data_of(from, len).as_ptr(),
-            data_of(to, len).as_mut_ptr(),
-            len,
-        );
+        std::ptr::copy_nonoverlapping(data_of(from, len).as_ptr(), writer.as_ptr().add(at), len);
     }
-    if let Some(data) = to_data.filter(|_| frozen) {
+    if window {
         // SAFETY: as above; back to read-only.
         unsafe { Os::protect(data, page, Access::ReadOnly) }?;
     }
@@ -395,6 +450,71 @@ fn check_gaps(s: &Slab, pattern: &[u8]) -> Option<CanaryCorruption> {
     }
 }
 
+/// A new slab's mapping: its base, its data page, its alias if it has one,
+/// and what the system gave it.
+type SetUp = (NonNull<u8>, NonNull<u8>, Option<Alias>, Protections);
+
+/// A new slab's mapping as before aliases: `total` bytes, the data page
+/// writable, locked, advised, every byte canary, read-only if `frozen`.
+/// Returns the base, the data page, no alias, and what the system gave.
+fn set_up(total: usize, page: usize, frozen: bool, pattern: &[u8]) -> Result<SetUp> {
+    let base = Os::allocate(total)?;
+    // SAFETY: one page into the mapping we just made (three pages long).
+    let data = unsafe { base.add(page) };
+    // SAFETY: the data page of our new mapping; no reference to it yet.
+    let set_up = unsafe {
+        Os::protect(data, page, Access::ReadWrite).and_then(|()| {
+            let locked = Os::lock(data, page)?;
+            Ok(Os::BASELINE | locked | Os::advise(data, page)?)
+        })
+    };
+    let mapping = match set_up {
+        Ok(m) => m,
+        Err(e) => {
+            // SAFETY: exactly the mapping allocate() returned, never shared.
+            unsafe { Os::free(base, total) };
+            return Err(e);
+        }
+    };
+    // SAFETY: the data page, writable, ours alone.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(data.as_ptr(), page) };
+    canary::write(bytes, pattern);
+    if frozen {
+        // SAFETY: as above; nothing refers to the page.
+        if let Err(e) = unsafe { Os::protect(data, page, Access::ReadOnly) } {
+            // SAFETY: exactly the mapping allocate() returned, never shared.
+            unsafe { Os::free(base, total) };
+            return Err(e);
+        }
+    }
+    Ok((base, data, None, mapping))
+}
+
+/// A new frozen slab's aliased mapping: every byte canary (written through
+/// the alias), the data page read-only and locked. As [`set_up`] returns.
+fn set_up_aliased(a: Aliased, page: usize, pattern: &[u8]) -> Result<SetUp> {
+    // SAFETY: one page into the mapping just made (three pages long).
+    let data = unsafe { a.base.add(page) };
+    // SAFETY: the alias of our new mapping: one page, writable, ours alone.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(a.alias.as_ptr(), page) };
+    canary::write(bytes, pattern);
+    // SAFETY: the data page of our new mapping; no reference to it.
+    let set_up = unsafe {
+        Os::protect(data, page, Access::ReadOnly)
+            .and_then(|()| Os::lock(data, page))
+            .map(|locked| Os::BASELINE | locked | a.advised)
+    };
+    match set_up {
+        Ok(mapping) => Ok((a.base, data, Some(Alias { page: a.alias }), mapping)),
+        Err(e) => {
+            // SAFETY: exactly the mapping allocate_aliased() returned, never
+            // shared.
+            unsafe { Os::free_aliased(a.base, 3 * page) };
+            Err(e)
+        }
+    }
+}
+
 /// The last `len` bytes of `slot`, as a slice.
 ///
 /// # Safety
@@ -442,44 +562,58 @@ impl Slabs {
         })
     }
 
-    /// Maps, locks and advises a new slab; every byte of it canary.
+    /// Maps, locks and advises a new slab; every byte of it canary. When
+    /// the lock budget runs out while aliases of frozen slabs hold some of
+    /// it, they are dropped (those slabs go back to an `mprotect` pair per
+    /// fill and wipe) and the mapping is tried once more.
     fn map(&mut self, size: usize, frozen: bool, pattern: &[u8]) -> Result<usize> {
-        let page = Os::page_size();
-        let total = 3 * page;
-        let base = Os::allocate(total)?;
-        // SAFETY: one page into the mapping we just made (three pages long).
-        let data = unsafe { base.add(page) };
-        // SAFETY: the data page of our new mapping; no reference to it yet.
-        let set_up = unsafe {
-            Os::protect(data, page, Access::ReadWrite).and_then(|()| {
-                let locked = Os::lock(data, page)?;
-                Ok(Os::BASELINE | locked | Os::advise(data, page)?)
-            })
-        };
-        let mapping = match set_up {
-            Ok(m) => m,
-            Err(e) => {
-                // SAFETY: exactly the mapping allocate() returned, never shared.
-                unsafe { Os::free(base, total) };
-                return Err(e);
+        match self.map_once(size, frozen, pattern) {
+            Err(Error::MemoryLock { .. }) if self.drop_locked_aliases() => {
+                self.map_once(size, frozen, pattern)
             }
-        };
-        // SAFETY: the data page, writable, ours alone.
-        let bytes = unsafe { std::slice::from_raw_parts_mut(data.as_ptr(), page) };
-        canary::write(bytes, pattern);
-        if frozen {
-            // SAFETY: as above; nothing refers to the page.
-            if let Err(e) = unsafe { Os::protect(data, page, Access::ReadOnly) } {
-                // SAFETY: exactly the mapping allocate() returned, never shared.
-                unsafe { Os::free(base, total) };
-                return Err(e);
+            other => other,
+        }
+    }
+
+    /// Drops every alias that costs lock budget, and makes no more; whether
+    /// that can win budget back (only the first time, where aliases cost
+    /// lock budget at all).
+    fn drop_locked_aliases(&mut self) -> bool {
+        if self.no_alias || !Os::alias_costs_lock() {
+            return false;
+        }
+        self.no_alias = true;
+        let page = Os::page_size();
+        for slab in self.all.iter_mut().flatten() {
+            if slab.alias.take().is_some() {
+                // SAFETY: the slab's whole mapping, from allocate_aliased;
+                // with its alias gone from the slab, nothing reaches that
+                // view any more (the slab lock is held).
+                unsafe { Os::drop_alias(slab.base, 3 * page) };
             }
         }
+        true
+    }
+
+    fn map_once(&mut self, size: usize, frozen: bool, pattern: &[u8]) -> Result<usize> {
+        let page = Os::page_size();
+        let total = 3 * page;
+        let aliased = if frozen && !self.no_alias {
+            Os::allocate_aliased(total)?
+        } else {
+            None
+        };
+        let (base, data, alias, mapping) = match aliased {
+            Some(a) => set_up_aliased(a, page, pattern)?,
+            None => set_up(total, page, frozen, pattern)?,
+        };
         let stride = size + CANARY;
         let slots = (page - CANARY) / stride;
         let slab = Slab {
             base,
             data,
+            alias,
+            aliased: alias.is_some(),
             size,
             frozen,
             free: (0..slots).rev().collect(),
@@ -514,17 +648,20 @@ impl Slabs {
             return Ok(());
         };
         let frozen = slab.frozen;
-        let data = slab.data;
+        let (data, writer) = (slab.data, slab.writer());
+        // A frozen slab without an alias is made writable for the wipe.
+        let window = frozen && slab.alias.is_none();
         // SAFETY: our slab's data page; the slab lock is held and the slot's
         // owner has given it up (destruction claimed, or a move under the
         // exclusive borrow): readers of other slots only read.
-        let writable = !frozen || unsafe { Os::protect(data, page, Access::ReadWrite) }.is_ok();
+        let writable = !window || unsafe { Os::protect(data, page, Access::ReadWrite) }.is_ok();
         let off = slab.offset_of(slot.index);
         let (lo, hi) = (off - CANARY, off + slot.size + CANARY);
         let checked = {
-            // SAFETY: as above: mapped, readable, and writable when
+            // SAFETY: as above: the writable view (alias or data page, the
+            // same memory) is mapped, readable, and writable when
             // `writable`; nothing else writes it now.
-            let all = unsafe { std::slice::from_raw_parts_mut(data.as_ptr(), page) };
+            let all = unsafe { std::slice::from_raw_parts_mut(writer.as_ptr(), page) };
             let data_at = off + slot.size - len;
             let before = &all[lo..data_at];
             let after = &all[off + slot.size..hi];
@@ -547,7 +684,7 @@ impl Slabs {
             }
             checked
         };
-        if frozen && writable {
+        if window && writable {
             // SAFETY: as above; back to read-only. Should it fail, the page
             // stays writable: it holds only frozen secrets' copies, which
             // their own regions still treat as read-only.
@@ -584,10 +721,16 @@ impl Slabs {
         if let Some(c) = slab.crash_slot {
             crash_table::remove(c);
         }
-        // SAFETY: our three-page mapping, every slot free (wiped, canary
-        // only); removed from every list and from the crash table, so
-        // nothing reaches it any more.
-        unsafe { Os::free(slab.base, 3 * Os::page_size()) };
+        // SAFETY: our three-page mapping (its alias with it), every slot
+        // free (wiped, canary only); removed from every list and from the
+        // crash table, so nothing reaches it any more.
+        unsafe {
+            if slab.aliased {
+                Os::free_aliased(slab.base, 3 * Os::page_size());
+            } else {
+                Os::free(slab.base, 3 * Os::page_size());
+            }
+        }
         super::lock_wait::notify();
     }
 

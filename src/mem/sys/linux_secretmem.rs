@@ -25,6 +25,23 @@
 //! `MADV_DONTFORK` as soon as it is mapped, under the pool's lock (which
 //! `fork` waits for), and the child closes the inherited file descriptors
 //! in a `pthread_atfork` hook, so it cannot map the files again.
+//!
+//! # Aliased pieces
+//!
+//! [`allocate_aliased`] maps a piece twice: over the reservation as above
+//! (the view the secrets are read through, guard pages around it), and once
+//! more, read-write, anywhere (the *alias*, for the compact slabs of frozen
+//! secrets: filled and wiped through it, so the first view can stay
+//! read-only without an `mprotect` pair per fill and wipe). With secret
+//! memory the alias is a second mapping of the same file range: the kernel
+//! counts every mapping of a secret file against `RLIMIT_MEMLOCK`, so the
+//! alias costs its length in lock budget again. With anonymous memory the
+//! piece comes from a second pool of the same shape whose files are
+//! ordinary `memfd_create` files (`MFD_CLOEXEC`, holes punched when a piece
+//! is given back): the caller `mlock`s the first view only, which locks the
+//! file's pages for every mapping of them, so the alias costs no lock
+//! budget; both views get `MADV_DONTDUMP` here. Both views of either kind
+//! get `MADV_DONTFORK` (`MADV_WIPEONFORK` is refused on shared mappings).
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -63,11 +80,24 @@ struct Piece {
     arena: u64,
     offset: usize,
     len: usize,
+    /// The second, writable view of an aliased piece.
+    alias: Option<usize>,
+}
+
+/// Which files a pool's arenas are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// `memfd_secret` files (the secret-memory backend).
+    Secret,
+    /// Ordinary `memfd_create` files, for aliased pieces of the anonymous
+    /// backend.
+    Shared,
 }
 
 /// Every arena, and every piece mapped now (by the address of its first
 /// secret page).
 struct Pool {
+    kind: Kind,
     arenas: Vec<(u64, Arena)>,
     pieces: BTreeMap<usize, Piece>,
     next_id: u64,
@@ -75,21 +105,29 @@ struct Pool {
     forked: bool,
 }
 
-static POOL: Mutex<Pool> = Mutex::new(Pool {
-    arenas: Vec::new(),
-    pieces: BTreeMap::new(),
-    next_id: 0,
-    forked: false,
-});
+static POOL: Mutex<Pool> = Mutex::new(Pool::new(Kind::Secret));
+/// The `memfd_create` files of aliased pieces of the anonymous backend.
+static SHARED_POOL: Mutex<Pool> = Mutex::new(Pool::new(Kind::Shared));
+
+/// Both pools' locks, in the order `before_fork` takes them.
+type HeldPools = (MutexGuard<'static, Pool>, MutexGuard<'static, Pool>);
 
 thread_local! {
-    /// The pool's lock, held by the forking thread across `fork`.
-    static HELD: Cell<Option<MutexGuard<'static, Pool>>> = const { Cell::new(None) };
+    /// The pools' locks, held by the forking thread across `fork`.
+    static HELD: Cell<Option<HeldPools>> = const { Cell::new(None) };
 }
 
-fn pool() -> MutexGuard<'static, Pool> {
+/// The pool of `kind`.
+fn pool_of(kind: Kind) -> &'static Mutex<Pool> {
+    match kind {
+        Kind::Secret => &POOL,
+        Kind::Shared => &SHARED_POOL,
+    }
+}
+
+fn pool(kind: Kind) -> MutexGuard<'static, Pool> {
     install_fork_hooks();
-    let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut pool = pool_of(kind).lock().unwrap_or_else(PoisonError::into_inner);
     if pool.forked {
         // A forked child: the pieces were not inherited (MADV_DONTFORK) and
         // the files were closed by the child hook; start afresh.
@@ -101,8 +139,9 @@ fn pool() -> MutexGuard<'static, Pool> {
 }
 
 extern "C" fn before_fork() {
-    let guard = POOL.lock().unwrap_or_else(PoisonError::into_inner);
-    HELD.with(|held| held.set(Some(guard)));
+    let secret = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+    let shared = SHARED_POOL.lock().unwrap_or_else(PoisonError::into_inner);
+    HELD.with(|held| held.set(Some((secret, shared))));
 }
 
 extern "C" fn after_fork_in_parent() {
@@ -111,7 +150,10 @@ extern "C" fn after_fork_in_parent() {
 
 extern "C" fn after_fork_in_child() {
     HELD.with(|held| {
-        if let Some(mut pool) = held.take() {
+        let Some((secret, shared)) = held.take() else {
+            return;
+        };
+        for mut pool in [secret, shared] {
             for (_, arena) in &mut pool.arenas {
                 if arena.fd >= 0 {
                     // SAFETY: close is async-signal-safe; the descriptor is
@@ -146,11 +188,20 @@ pub(super) fn install_fork_hooks() {
     });
 }
 
-/// A new secret-memory file of `size` bytes.
-fn open(size: usize) -> std::result::Result<libc::c_int, Errno> {
-    // SAFETY: memfd_secret takes one integer flag; it returns a new file
-    // descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_memfd_secret, libc::O_CLOEXEC as libc::c_uint) };
+/// A new file of `kind` and `size` bytes.
+fn open(kind: Kind, size: usize) -> std::result::Result<libc::c_int, Errno> {
+    let fd = match kind {
+        // SAFETY: memfd_secret takes one integer flag; it returns a new file
+        // descriptor or -1.
+        Kind::Secret => unsafe {
+            libc::syscall(libc::SYS_memfd_secret, libc::O_CLOEXEC as libc::c_uint)
+        },
+        // SAFETY: a NUL-terminated name and a flag; returns a new file
+        // descriptor or -1.
+        Kind::Shared => libc::c_long::from(unsafe {
+            libc::memfd_create(c"memguard-slab".as_ptr(), libc::MFD_CLOEXEC)
+        }),
+    };
     if fd < 0 {
         return Err(last_errno());
     }
@@ -177,9 +228,9 @@ fn last_errno() -> Errno {
 /// Whether secret memory works here: a file is made and sized (and kept as
 /// the first arena); why not otherwise.
 pub(super) fn probe() -> std::result::Result<String, String> {
-    match open(ARENA_BYTES) {
+    match open(Kind::Secret, ARENA_BYTES) {
         Ok(fd) => {
-            let mut pool = pool();
+            let mut pool = pool(Kind::Secret);
             let id = pool.next_id;
             pool.next_id += 1;
             pool.arenas.push((id, Arena::new(fd, ARENA_BYTES, false)));
@@ -259,6 +310,16 @@ impl Arena {
 }
 
 impl Pool {
+    const fn new(kind: Kind) -> Pool {
+        Pool {
+            kind,
+            arenas: Vec::new(),
+            pieces: BTreeMap::new(),
+            next_id: 0,
+            forked: false,
+        }
+    }
+
     /// An arena and an offset in it for `len` bytes: (arena id, fd,
     /// offset, whether the pages were used before).
     fn take(&mut self, len: usize) -> Result<(u64, libc::c_int, usize, bool)> {
@@ -275,9 +336,13 @@ impl Pool {
         }
         let dedicated = len > ARENA_BYTES / 4;
         let size = if dedicated { len } else { ARENA_BYTES };
-        let fd = open(size).map_err(|e| match e {
-            Errno::MFILE | Errno::NFILE => Error::os("memfd_secret", e.into()),
-            other => map_error("memfd_secret", other),
+        let call = match self.kind {
+            Kind::Secret => "memfd_secret",
+            Kind::Shared => "memfd_create",
+        };
+        let fd = open(self.kind, size).map_err(|e| match e {
+            Errno::MFILE | Errno::NFILE => Error::os(call, e.into()),
+            other => map_error(call, other),
         })?;
         let mut arena = Arena::new(fd, size, dedicated);
         let (offset, used) = arena.take(len).ok_or(Error::TooLarge { size: len })?;
@@ -295,6 +360,22 @@ impl Pool {
             return;
         };
         let arena = &mut self.arenas[i].1;
+        if self.kind == Kind::Shared && arena.fd >= 0 {
+            // The pages go back to the system now (a secret file cannot
+            // punch holes: its pages stay until the file is closed). The
+            // piece was wiped by its owner; should this fail, the pages
+            // stay in the file and are zeroed when reused.
+            // SAFETY: our file; the range is the piece's, mapped nowhere
+            // any more.
+            let _ = unsafe {
+                libc::fallocate(
+                    arena.fd,
+                    libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                    piece.offset as libc::off_t,
+                    piece.len as libc::off_t,
+                )
+            };
+        }
         arena.give_back(piece.offset, piece.len);
         arena.live -= 1;
         if arena.live > 0 {
@@ -322,11 +403,48 @@ impl Pool {
 /// mapping of three pages or more) is mapped from an arena, zero-filled,
 /// `PROT_NONE`, with `MADV_DONTFORK`.
 pub(super) fn allocate(len: usize, page: usize) -> Result<*mut c_void> {
+    allocate_in(Kind::Secret, len, page, false).map(|(base, _)| base)
+}
+
+/// As [`allocate`], from secret memory (`secret`) or from an ordinary
+/// `memfd_create` file (for the anonymous backend), plus a second mapping
+/// of the interior, read-write, with `MADV_DONTFORK` (and, for an ordinary
+/// file, `MADV_DONTDUMP` on both views): the base and the alias.
+pub(super) fn allocate_aliased(
+    secret: bool,
+    len: usize,
+    page: usize,
+) -> Result<Option<(*mut c_void, *mut c_void)>> {
+    let kind = if secret { Kind::Secret } else { Kind::Shared };
+    let (base, alias) = allocate_in(kind, len, page, true)?;
+    Ok(alias.map(|alias| (base, alias)))
+}
+
+/// The error for a failed `mmap` of a piece.
+fn map_failed(kind: Kind, e: Errno, requested: usize) -> Error {
+    match (kind, e) {
+        // The lock limit (mlock_future_ok) refuses with EAGAIN.
+        (Kind::Secret, Errno::AGAIN | Errno::PERM) => Error::MemoryLock {
+            requested,
+            limit: memlock_limit(),
+            source: e.into(),
+        },
+        (Kind::Secret, other) => map_error("mmap(memfd_secret)", other),
+        (Kind::Shared, other) => map_error("mmap(memfd)", other),
+    }
+}
+
+fn allocate_in(
+    kind: Kind,
+    len: usize,
+    page: usize,
+    aliased: bool,
+) -> Result<(*mut c_void, Option<*mut c_void>)> {
     let lead = if len >= 3 * page { page } else { 0 };
     let inner = len - 2 * lead;
     let base = super::linux::map(len)?;
     let data = base as usize + lead;
-    let mut pool = pool();
+    let mut pool = pool(kind);
     let (arena, fd, offset, used) = match pool.take(inner) {
         Ok(got) => got,
         Err(e) => {
@@ -354,35 +472,54 @@ pub(super) fn allocate(len: usize, page: usize) -> Result<*mut c_void> {
             offset as libc::off_t,
         )
     };
-    let failed = if got == libc::MAP_FAILED {
+    let mut failed = if got == libc::MAP_FAILED {
         Some(last_errno())
     } else {
         // SAFETY: the piece just mapped, ours alone. Under the pool's lock,
         // which fork waits for: no child can be made before the advice.
-        unsafe { mm::madvise(data as *mut c_void, inner, Advice::LinuxDontFork) }.err()
+        unsafe { advise(kind, data as *mut c_void, inner) }.err()
     };
+    let mut alias = None;
+    if aliased && failed.is_none() {
+        // SAFETY: a null hint: the kernel picks an address that overlaps
+        // nothing; the file range is this piece's alone.
+        let view = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                inner,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                offset as libc::off_t,
+            )
+        };
+        if view == libc::MAP_FAILED {
+            failed = Some(last_errno());
+        } else {
+            alias = Some(view);
+            // SAFETY: the alias just mapped, ours alone; under the pool's
+            // lock, as above.
+            failed = unsafe { advise(kind, view, inner) }.err();
+        }
+    }
     // Undoes the allocation: the piece back to its arena, the reservation
-    // unmapped.
+    // and the alias unmapped.
     let undo = |mut pool: MutexGuard<'static, Pool>| {
         pool.give_back(&Piece {
             arena,
             offset,
             len: inner,
+            alias: None,
         });
         drop(pool);
         unmap(base, len);
+        if let Some(view) = alias {
+            unmap(view, inner);
+        }
     };
     if let Some(e) = failed {
         undo(pool);
-        return Err(match e {
-            // The lock limit (mlock_future_ok) refuses with EAGAIN.
-            Errno::AGAIN | Errno::PERM => Error::MemoryLock {
-                requested: inner,
-                limit: memlock_limit(),
-                source: e.into(),
-            },
-            other => map_error("mmap(memfd_secret)", other),
-        });
+        return Err(map_failed(kind, e, inner));
     }
     if used {
         // SAFETY: the piece is mapped readable and writable, and only we
@@ -402,13 +539,29 @@ pub(super) fn allocate(len: usize, page: usize) -> Result<*mut c_void> {
             arena,
             offset,
             len: inner,
+            alias: alias.map(|v| v as usize),
         },
     );
-    Ok(base)
+    Ok((base, alias))
+}
+
+/// `MADV_DONTFORK` on a view of a piece, and `MADV_DONTDUMP` for an
+/// ordinary file (the kernel sets `VM_DONTDUMP` on secret memory itself).
+///
+/// # Safety
+/// The range must be a view of one of our pieces.
+unsafe fn advise(kind: Kind, addr: *mut c_void, len: usize) -> std::result::Result<(), Errno> {
+    if kind == Kind::Shared {
+        // SAFETY: the caller's range; the advice changes no contents.
+        unsafe { mm::madvise(addr, len, Advice::LinuxDontDump) }?;
+    }
+    // SAFETY: as above.
+    unsafe { mm::madvise(addr, len, Advice::LinuxDontFork) }
 }
 
 fn unmap(base: *mut c_void, len: usize) {
-    // SAFETY: a reservation we made and never handed out.
+    // SAFETY: a reservation or view we made, which nothing uses any more
+    // (never handed out, or given back by its owner).
     let _ = unsafe { mm::munmap(base, len) };
 }
 
@@ -419,14 +572,59 @@ fn unmap(base: *mut c_void, len: usize) {
 /// `base` and `len` must be exactly a mapping from [`allocate`] (or from
 /// the anonymous backend), and nothing may use it afterwards.
 pub(super) unsafe fn free(base: NonNull<u8>, len: usize, page: usize) -> bool {
+    // SAFETY: the caller's contract, passed on.
+    unsafe { free_in(Kind::Secret, base, len, page) }
+}
+
+/// Unmaps a mapping from [`allocate_aliased`] (`secret` as given there),
+/// its alias with it, and gives its piece back; `false` when it is none.
+///
+/// # Safety
+/// `base` and `len` must be exactly a mapping from [`allocate_aliased`],
+/// and nothing may use either view afterwards.
+pub(super) unsafe fn free_aliased(
+    secret: bool,
+    base: NonNull<u8>,
+    len: usize,
+    page: usize,
+) -> bool {
+    let kind = if secret { Kind::Secret } else { Kind::Shared };
+    // SAFETY: the caller's contract, passed on.
+    unsafe { free_in(kind, base, len, page) }
+}
+
+/// Unmaps the alias of a mapping from [`allocate_aliased`] and keeps the
+/// rest; nothing when it has none.
+///
+/// # Safety
+/// `base` and `len` must be exactly a live mapping from
+/// [`allocate_aliased`], and nothing may use its alias afterwards.
+pub(super) unsafe fn drop_alias(secret: bool, base: NonNull<u8>, len: usize, page: usize) {
+    let kind = if secret { Kind::Secret } else { Kind::Shared };
     let lead = if len >= 3 * page { page } else { 0 };
     let data = base.as_ptr() as usize + lead;
-    let mut pool = pool();
+    let mut pool = pool(kind);
+    if let Some(piece) = pool.pieces.get_mut(&data) {
+        if let Some(view) = piece.alias.take() {
+            unmap(view as *mut c_void, piece.len);
+        }
+    }
+}
+
+/// # Safety
+/// As for [`free_aliased`].
+unsafe fn free_in(kind: Kind, base: NonNull<u8>, len: usize, page: usize) -> bool {
+    let lead = if len >= 3 * page { page } else { 0 };
+    let data = base.as_ptr() as usize + lead;
+    let mut pool = pool(kind);
     let Some(piece) = pool.pieces.remove(&data) else {
         return false;
     };
     // SAFETY: exactly one of our mappings, which the caller no longer uses.
     let _ = unsafe { mm::munmap(base.as_ptr().cast::<c_void>(), len) };
+    if let Some(view) = piece.alias {
+        unmap(view as *mut c_void, piece.len);
+    }
     pool.give_back(&piece);
     true
 }

@@ -124,6 +124,57 @@ pub(crate) trait Pages {
     /// The range must be inside a live mapping from [`Pages::allocate`].
     unsafe fn advise(ptr: NonNull<u8>, len: usize) -> Result<Protections>;
 
+    /// Maps like [`Pages::allocate`] (`len` is three pages or more), plus a
+    /// second view of the same data pages (all but the first and the last
+    /// page), read-write, without guard pages: the *alias*, through which
+    /// the data may be written while the first view stays read-only.
+    /// `Ok(None)` where this system cannot alias memory (then the caller
+    /// changes the first view's protection instead).
+    ///
+    /// Both views are kept out of core dumps and out of forked children
+    /// here (see [`Aliased::advised`]): [`Pages::advise`] must not be
+    /// called on them. [`Pages::lock`] on the first view locks the pages;
+    /// [`Pages::alias_costs_lock`] says whether the alias counts against
+    /// the lock limit as well. The alias must never be handed out: it
+    /// defeats the read-only view.
+    fn allocate_aliased(len: usize) -> Result<Option<Aliased>> {
+        let _ = len;
+        Ok(None)
+    }
+
+    /// Whether the alias of [`Pages::allocate_aliased`] counts against the
+    /// lock limit once more (secret memory, where every mapping is locked
+    /// and counted); `false` where the pages are counted once, in the
+    /// first view, or nothing is aliased.
+    fn alias_costs_lock() -> bool {
+        false
+    }
+
+    /// Unmaps a mapping from [`Pages::allocate_aliased`], its alias with
+    /// it.
+    ///
+    /// # Safety
+    /// `ptr` and `len` must be exactly a mapping from
+    /// [`Pages::allocate_aliased`] (its `base`), and nothing may use either
+    /// view afterwards.
+    unsafe fn free_aliased(ptr: NonNull<u8>, len: usize) {
+        // SAFETY: the caller's contract; where nothing is aliased, this is
+        // never called.
+        unsafe { Self::free(ptr, len) }
+    }
+
+    /// Unmaps only the alias of a mapping from [`Pages::allocate_aliased`]
+    /// (its lock cost goes with it where [`Pages::alias_costs_lock`]); the
+    /// first view stays, and is freed with [`Pages::free_aliased`].
+    ///
+    /// # Safety
+    /// `ptr` and `len` must be exactly a live mapping from
+    /// [`Pages::allocate_aliased`], and nothing may use its alias
+    /// afterwards.
+    unsafe fn drop_alias(ptr: NonNull<u8>, len: usize) {
+        let _ = (ptr, len);
+    }
+
     /// Unmaps `len` bytes at `ptr`; locks, and what [`Pages::advise`]
     /// registered for the data pages (which start one page in, after the
     /// leading guard page), are released with it.
@@ -132,6 +183,20 @@ pub(crate) trait Pages {
     /// `ptr` and `len` must be exactly a mapping from [`Pages::allocate`],
     /// and nothing may use it afterwards.
     unsafe fn free(ptr: NonNull<u8>, len: usize);
+}
+
+/// A mapping with a second, writable view of its data pages (see
+/// [`Pages::allocate_aliased`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Aliased {
+    /// The mapping, as [`Pages::allocate`] returns it (guard pages first
+    /// and last, [`Access::None`]).
+    pub(crate) base: NonNull<u8>,
+    /// The writable view of the data pages (`len` less two pages).
+    pub(crate) alias: NonNull<u8>,
+    /// What was done for both views: out of core dumps and out of forked
+    /// children (what [`Pages::advise`] gives, for these views).
+    pub(crate) advised: Protections,
 }
 
 /// What the process-wide hardening did.

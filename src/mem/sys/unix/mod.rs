@@ -27,7 +27,7 @@ use super::os;
 #[path = "no_secret.rs"]
 mod secret;
 use super::backend;
-use super::{Access, Hardened, Pages, Process};
+use super::{Access, Aliased, Hardened, Pages, Process};
 use crate::error::{Error, Result};
 use crate::mem::protections::Protections;
 
@@ -179,6 +179,47 @@ impl Pages for Unix {
         }
         // SAFETY: the caller's contract, passed on.
         unsafe { os::advise(ptr, len) }
+    }
+
+    fn allocate_aliased(len: usize) -> Result<Option<Aliased>> {
+        let secret = backend::secret();
+        let Some((base, alias)) = secret::allocate_aliased(secret, len, Self::page_size())? else {
+            return Ok(None);
+        };
+        let (Some(base), Some(alias)) = (
+            NonNull::new(base.cast::<u8>()),
+            NonNull::new(alias.cast::<u8>()),
+        ) else {
+            return Err(Error::Os {
+                operation: "mmap",
+                source: std::io::Error::other("the kernel returned a null mapping"),
+            });
+        };
+        let mut advised = Protections::OUT_OF_DUMPS | Protections::ABSENT_IN_FORKS;
+        if secret {
+            advised |= Protections::SECRET_MEMORY;
+        }
+        Ok(Some(Aliased {
+            base,
+            alias,
+            advised,
+        }))
+    }
+
+    fn alias_costs_lock() -> bool {
+        // Every mapping of a secret file is VM_LOCKED and counted; an
+        // ordinary file's pages are locked through the first view.
+        backend::secret()
+    }
+
+    unsafe fn free_aliased(ptr: NonNull<u8>, len: usize) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { secret::free_aliased(backend::secret(), ptr, len, Self::page_size()) };
+    }
+
+    unsafe fn drop_alias(ptr: NonNull<u8>, len: usize) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { secret::drop_alias(backend::secret(), ptr, len, Self::page_size()) };
     }
 
     unsafe fn free(ptr: NonNull<u8>, len: usize) {

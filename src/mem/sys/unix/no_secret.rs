@@ -29,5 +29,40 @@ pub(in crate::mem::sys) unsafe fn free(_base: NonNull<u8>, _len: usize, _page: u
     false
 }
 
+/// No second view of a mapping here (`None`): the caller keeps its
+/// `mprotect` path.
+pub(in crate::mem::sys) fn allocate_aliased(
+    _secret: bool,
+    _len: usize,
+    _page: usize,
+) -> Result<Option<(*mut c_void, *mut c_void)>> {
+    Ok(None)
+}
+
+/// Nothing is aliased here.
+///
+/// # Safety
+/// None needed: nothing is done.
+pub(in crate::mem::sys) unsafe fn free_aliased(
+    _secret: bool,
+    _base: NonNull<u8>,
+    _len: usize,
+    _page: usize,
+) -> bool {
+    false
+}
+
+/// Nothing is aliased here.
+///
+/// # Safety
+/// None needed: nothing is done.
+pub(in crate::mem::sys) unsafe fn drop_alias(
+    _secret: bool,
+    _base: NonNull<u8>,
+    _len: usize,
+    _page: usize,
+) {
+}
+
 /// Nothing to hook.
 pub(in crate::mem::sys) fn install_fork_hooks() {}
