@@ -13,9 +13,9 @@
 //! stdout, coloured only on a terminal and never with `NO_COLOR` set.
 
 mod bench;
+mod benchops;
 mod child;
 mod doctor;
-mod floors;
 mod platform;
 mod selftest;
 mod ui;
