@@ -150,23 +150,29 @@ impl Body {
 }
 
 /// A value made before a run and taken by it, or dropped after it: the
-/// state a [`Body::per_run`] passes between its steps.
-struct Slot<T>(Rc<RefCell<Option<T>>>);
+/// state a [`Body::per_run`] passes between its steps (shared by clones).
+pub struct Slot<T>(Rc<RefCell<Option<T>>>);
 
 impl<T> Slot<T> {
-    fn new() -> Slot<T> {
+    pub fn new() -> Slot<T> {
         Slot(Rc::new(RefCell::new(None)))
     }
 
-    fn put(&self, value: T) {
+    pub fn put(&self, value: T) {
         *self.0.borrow_mut() = Some(value);
     }
 
-    fn take(&self) -> Result<T, String> {
+    pub fn take(&self) -> Result<T, String> {
         self.0
             .borrow_mut()
             .take()
             .ok_or_else(|| "nothing was set up for this run".to_string())
+    }
+}
+
+impl<T> Default for Slot<T> {
+    fn default() -> Slot<T> {
+        Slot::new()
     }
 }
 
