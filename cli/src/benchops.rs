@@ -38,6 +38,9 @@ pub type Outcome = Result<(), String>;
 /// A step of an operation.
 type Step = Box<dyn FnMut() -> Outcome>;
 
+/// An untimed step that cannot fail.
+type Hook = Box<dyn FnMut()>;
+
 /// A clock the time of a [`Body`] is read from: the wall clock
 /// ([`WallClock`]) or, in `benches/stream.rs`, the thread's CPU time.
 pub trait Clock {
@@ -73,10 +76,10 @@ pub struct Body {
     /// The timed run.
     run: Step,
     /// Untimed, after each timed run.
-    after: Option<Box<dyn FnMut()>>,
+    after: Option<Hook>,
     /// Untimed, around each call of [`Body::time`]: a setting made for the
     /// measurement (`enter`) and undone after it (`leave`).
-    setting: Option<(Box<dyn FnMut()>, Box<dyn FnMut()>)>,
+    setting: Option<(Hook, Hook)>,
 }
 
 impl Body {
