@@ -188,39 +188,40 @@ fn specs() -> Vec<Spec> {
         ops::raw_freeze_melt,
     ));
     for n in [32, KIB, 64 * KIB, MIB] {
+        // `<id>/<n>`, "<what> <size>", `n` bytes per iteration.
+        let sized =
+            |id: &str, what: &str, floor_text: &'static str, memguard: Build, floor: Build| {
+                let name = format!("{what} {}", size_label(n));
+                Spec::new(format!("{id}/{n}"), name, floor_text, memguard, floor).bytes(n)
+            };
+        v.push(sized(
+            "enclave_new",
+            "Enclave::new",
+            "XSalsa20Poly1305 encrypt in place",
+            Box::new(move |_| ops::enclave_new(n)),
+            Box::new(move |_| ops::raw_seal(n)),
+        ));
         v.push(
-            Spec::new(
-                format!("enclave_new/{n}"),
-                format!("Enclave::new {}", size_label(n)),
-                "XSalsa20Poly1305 encrypt in place",
-                move |_| ops::enclave_new(n),
-                move |_| ops::raw_seal(n),
-            )
-            .bytes(n),
-        );
-        v.push(
-            Spec::new(
-                format!("enclave_open/{n}"),
-                format!("Enclave::open {}", size_label(n)),
+            sized(
+                "enclave_open",
+                "Enclave::open",
                 "copy + XSalsa20Poly1305 decrypt in place, then read-only, back to \
                  read-write and wipe (2 mprotects); up to a page in a kept guarded mapping \
                  (2 more mprotects: read-write first, PROT_NONE last), larger inside the \
                  lifecycle floor",
-                move |_| ops::enclave_open(n, Spares::Default),
-                move |page| ops::raw_open(n, page),
+                Box::new(move |_| ops::enclave_open(n, Spares::Default)),
+                Box::new(move |page| ops::raw_open(n, page)),
             )
-            .bytes(n)
             .locks_two(n),
         );
         v.push(
-            Spec::new(
-                format!("enclave_open_into/{n}"),
-                format!("Enclave::open_into {}", size_label(n)),
+            sized(
+                "enclave_open_into",
+                "Enclave::open_into",
                 "copy + XSalsa20Poly1305 decrypt in place",
-                move |_| ops::enclave_open_into(n),
-                move |_| ops::raw_open_into(n),
+                Box::new(move |_| ops::enclave_open_into(n)),
+                Box::new(move |_| ops::raw_open_into(n)),
             )
-            .bytes(n)
             .locks_two(n),
         );
     }

@@ -393,17 +393,26 @@ pub fn raw_purge(count: usize, page: usize, calls: Calls) -> Result<Body, String
 
 // ---- Enclave ---------------------------------------------------------------
 
+/// A source of `n` bytes refilled from the template and sealed
+/// (`Enclave::new`), the enclave then handed to `then`: the body of every
+/// operation that seals.
+fn refill_seal(n: usize, mut then: impl FnMut(Enclave) -> Outcome) -> impl FnMut() -> Outcome {
+    let tmpl = template(n);
+    let mut src = vec![0u8; n];
+    move || {
+        src.copy_from_slice(black_box(&tmpl));
+        let e = Enclave::new(black_box(&mut src)).map_err(mg("Enclave::new"))?;
+        then(e)
+    }
+}
+
 /// A source of `n` bytes refilled from the template, then
 /// `Enclave::new` + drop.
 pub fn enclave_new(n: usize) -> Result<Body, String> {
-    let tmpl = template(n);
-    let mut src = vec![0u8; n];
-    Ok(Body::new(move || {
-        src.copy_from_slice(black_box(&tmpl));
-        let e = Enclave::new(black_box(&mut src)).map_err(mg("Enclave::new"))?;
+    Ok(Body::new(refill_seal(n, |e| {
         drop(black_box(e));
         Ok(())
-    }))
+    })))
 }
 
 /// Its floor: the same refill, then XSalsa20Poly1305 encryption in place.
@@ -500,19 +509,15 @@ pub fn raw_open_into(n: usize) -> Result<Body, String> {
 /// caller could already lock) and the enclave dropped: one seal and one
 /// open. Checked once, before the timing.
 pub fn enclave_new_open_into(n: usize, dst: Option<LockedBuffer>) -> Result<Body, String> {
-    let tmpl = template(n);
-    let mut src = vec![0u8; n];
     let mut dst = match dst {
         Some(d) => d,
         None => LockedBuffer::new(n).map_err(mg("LockedBuffer::new"))?,
     };
-    let mut once = move || -> Outcome {
-        src.copy_from_slice(black_box(&tmpl));
-        let e = Enclave::new(black_box(&mut src)).map_err(mg("Enclave::new"))?;
+    let mut once = refill_seal(n, move |e| {
         e.open_into(&mut dst).map_err(mg("Enclave::open_into"))?;
         drop(black_box(e));
         Ok(())
-    };
+    });
     once()?;
     Ok(Body::new(once))
 }
@@ -520,14 +525,10 @@ pub fn enclave_new_open_into(n: usize, dst: Option<LockedBuffer>) -> Result<Body
 /// A source refilled from the template, `Enclave::new`, then `open` (a new
 /// buffer each time), both dropped.
 pub fn enclave_new_open(n: usize) -> Result<Body, String> {
-    let tmpl = template(n);
-    let mut src = vec![0u8; n];
-    Ok(Body::new(move || {
-        src.copy_from_slice(black_box(&tmpl));
-        let e = Enclave::new(black_box(&mut src)).map_err(mg("Enclave::new"))?;
+    Ok(Body::new(refill_seal(n, |e| {
         drop(black_box(e.open().map_err(mg("Enclave::open"))?));
         Ok(())
-    }))
+    })))
 }
 
 /// The floor under a seal plus an open: the same refill, then
