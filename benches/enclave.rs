@@ -83,12 +83,21 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use crypto_secretbox::aead::{AeadInPlace, KeyInit};
-use crypto_secretbox::{Nonce, XSalsa20Poly1305};
-use memguard::{Enclave, LockedBuffer};
+use memguard::LockedBuffer;
 
-const KEY: [u8; 32] = [0x42; 32];
-const NONCE: [u8; 24] = [0x24; 24];
+/// The operations and their raw floors, shared with `memguard bench`
+/// (`cli/src/benchops.rs`, `cli/src/floors.rs`).
+#[allow(dead_code)]
+#[path = "../cli/src/benchops.rs"]
+mod benchops;
+/// A row of a group: one operation, timed as `memguard bench` times it.
+#[allow(dead_code)]
+#[path = "support/ops.rs"]
+mod ops;
+
+use benchops::floors::{KEY, NONCE};
+use benchops::{template, Body, Spares};
+use ops::{bench_rows, op};
 
 /// libsodium, the baseline (`benches/support/sodium.rs`).
 #[path = "support/sodium.rs"]
@@ -130,146 +139,106 @@ const MIB: usize = 1 << 20;
 const SIZES: [usize; 4] = [KIB, 4 * KIB, 64 * KIB, MIB];
 const HUGE: usize = 16 * MIB;
 
-fn raw_cipher() -> XSalsa20Poly1305 {
-    XSalsa20Poly1305::new(&KEY.into())
-}
-
-/// One seal and one open with the raw cipher, in place.
-#[inline(always)]
-fn raw_seal_open(cipher: &XSalsa20Poly1305, nonce: &Nonce, buf: &mut [u8]) {
-    let tag = cipher
-        .encrypt_in_place_detached(nonce, b"", buf)
-        .expect("encrypt");
-    cipher
-        .decrypt_in_place_detached(nonce, b"", buf, &tag)
-        .expect("decrypt");
-}
-
-fn template(n: usize) -> Vec<u8> {
-    (0..n).map(|i| (i % 251) as u8 + 1).collect()
-}
-
 fn seal_open_32(c: &mut Criterion) {
     let mut g = c.benchmark_group("seal_open_32");
     let tmpl: [u8; 32] = template(32).try_into().expect("32 bytes");
-
-    let cipher = raw_cipher();
-    let nonce = Nonce::from(NONCE);
-    g.bench_function("raw_seal_plus_open", |b| {
-        b.iter(|| {
-            let mut buf = black_box(tmpl);
-            raw_seal_open(&cipher, &nonce, &mut buf);
-            black_box(buf);
-        })
-    });
-
     sodium::init();
-    g.bench_function("libsodium_seal_plus_open", |b| {
-        let mut c = [0u8; 48];
-        b.iter(|| {
-            let m = black_box(tmpl);
-            sodium::seal(&mut c, &m, &NONCE, &KEY);
-            let mut back = [0u8; 32];
-            sodium::open(&mut back, black_box(&c), &NONCE, &KEY);
-            black_box(back);
-        })
-    });
-
-    // Enclave::new + open_into, the pair the target compares with
-    // `libsodium_seal_plus_open`.
-    g.bench_function("enclave_new_plus_open_into", |b| {
-        let mut src = [0u8; 32];
-        let mut dst = LockedBuffer::new(32).expect("LockedBuffer::new");
-        b.iter(|| {
-            src.copy_from_slice(black_box(&tmpl));
-            let e = Enclave::new(&mut src).expect("seal");
-            e.open_into(&mut dst).expect("open_into");
-            drop(black_box(e));
-        });
-        assert!(dst.equal_to(&tmpl));
-    });
-
-    // The breakdown of it: the crate's cipher alone (HSalsa20, block 0,
-    // Poly1305, both ways: what libsodium's two calls do), the 24-byte
-    // nonce from the OS, and a 4 KiB stack scrub like `scrub_stack` (one
-    // per seal and per open). What is left of `enclave_new_plus_open_into`
-    // is the session key's derivation (twice) and the bookkeeping.
-    g.bench_function("breakdown_cipher_seal_plus_open", |b| {
-        b.iter(|| {
-            let m = black_box(tmpl);
-            let mut c = [0u8; 32];
-            let tag = cipher::MessageCipher::new(&KEY, &NONCE).seal(&m, &mut c);
-            let mut back = [0u8; 32];
-            cipher::MessageCipher::new(&KEY, &NONCE)
-                .open_range(black_box(&c), &tag, 0, &mut back)
-                .expect("open");
-            black_box(back);
-        })
-    });
-    g.bench_function("breakdown_nonce_getrandom_24", |b| {
-        b.iter(|| {
-            let mut n = [0u8; 24];
-            getrandom::fill(&mut n).expect("getrandom");
-            black_box(n);
-        })
-    });
-    g.bench_function("breakdown_stack_scrub_4k", |b| b.iter(scrub_like));
-
-    g.bench_function("enclave_new", |b| {
-        let mut src = [0u8; 32];
-        b.iter(|| {
-            src.copy_from_slice(black_box(&tmpl));
-            black_box(Enclave::new(&mut src).expect("seal"));
-        })
-    });
-
-    let mut scratch = tmpl;
-    let sealed = Enclave::new(&mut scratch).expect("seal");
-    g.bench_function("enclave_open_into", |b| {
-        let mut dst = LockedBuffer::new(32).expect("LockedBuffer::new");
-        b.iter(|| {
-            sealed.open_into(black_box(&mut dst)).expect("open_into");
-        });
-        assert!(dst.equal_to(&tmpl));
-    });
-
-    g.bench_function("enclave_open", |b| {
-        b.iter(|| drop(black_box(sealed.open().expect("open"))))
-    });
-
-    g.bench_function("enclave_open_compact", |b| {
-        let before = memguard::compact_mode();
-        memguard::set_compact_mode(memguard::CompactMode::Always);
-        b.iter(|| drop(black_box(sealed.open().expect("open"))));
-        memguard::set_compact_mode(before);
-    });
-
-    g.bench_function("locked_buffer_lifecycle", |b| {
-        b.iter(|| drop(black_box(LockedBuffer::new(black_box(32)).expect("new"))))
-    });
-
-    // The lifecycle `open` goes through minus the decryption: made, frozen,
-    // dropped (melted back to writable for the wipe). Its distance from
-    // `locked_buffer_lifecycle` is the freeze + melt pair alone.
-    g.bench_function("locked_buffer_lifecycle_frozen", |b| {
-        b.iter(|| {
-            let mut buf = LockedBuffer::new(black_box(32)).expect("new");
-            buf.freeze().expect("freeze");
-            drop(black_box(buf));
-        })
-    });
-
-    // The same two with spare mappings off: a new mapping every time.
-    let spares = memguard::spare_limit();
-    memguard::set_spare_limit(0);
-    g.bench_function("enclave_open_no_spares", |b| {
-        b.iter(|| drop(black_box(sealed.open().expect("open"))))
-    });
-    g.bench_function("locked_buffer_lifecycle_no_spares", |b| {
-        b.iter(|| drop(black_box(LockedBuffer::new(black_box(32)).expect("new"))))
-    });
-    memguard::set_spare_limit(spares);
-
+    let rows = vec![
+        ("raw_seal_plus_open", op(|| benchops::raw_seal_open(32))),
+        (
+            "libsodium_seal_plus_open",
+            op(move || {
+                let mut c = [0u8; 48];
+                Ok(Body::new(move || {
+                    let m = black_box(tmpl);
+                    sodium::seal(&mut c, &m, &NONCE, &KEY);
+                    let mut back = [0u8; 32];
+                    sodium::open(&mut back, black_box(&c), &NONCE, &KEY);
+                    black_box(back);
+                    Ok(())
+                }))
+            }),
+        ),
+        // Enclave::new + open_into, the pair the target compares with
+        // `libsodium_seal_plus_open`.
+        (
+            "enclave_new_plus_open_into",
+            op(|| benchops::enclave_new_open_into(32, None)),
+        ),
+        // The breakdown of it: the crate's cipher alone (HSalsa20, block 0,
+        // Poly1305, both ways: what libsodium's two calls do), the 24-byte
+        // nonce from the OS, and a 4 KiB stack scrub like `scrub_stack` (one
+        // per seal and per open). What is left of `enclave_new_plus_open_into`
+        // is the session key's derivation (twice) and the bookkeeping.
+        (
+            "breakdown_cipher_seal_plus_open",
+            op(move || {
+                Ok(Body::new(move || {
+                    let m = black_box(tmpl);
+                    let mut c = [0u8; 32];
+                    let tag = cipher::MessageCipher::new(&KEY, &NONCE).seal(&m, &mut c);
+                    let mut back = [0u8; 32];
+                    cipher::MessageCipher::new(&KEY, &NONCE)
+                        .open_range(black_box(&c), &tag, 0, &mut back)
+                        .map_err(|e| format!("open: {e:?}"))?;
+                    black_box(back);
+                    Ok(())
+                }))
+            }),
+        ),
+        (
+            "breakdown_nonce_getrandom_24",
+            op(|| {
+                Ok(Body::new(|| {
+                    let mut n = [0u8; 24];
+                    getrandom::fill(&mut n).map_err(|e| format!("getrandom: {e}"))?;
+                    black_box(n);
+                    Ok(())
+                }))
+            }),
+        ),
+        (
+            "breakdown_stack_scrub_4k",
+            op(|| {
+                Ok(Body::new(|| {
+                    scrub_like();
+                    Ok(())
+                }))
+            }),
+        ),
+        ("enclave_new", op(|| benchops::enclave_new(32))),
+        ("enclave_open_into", op(|| benchops::enclave_open_into(32))),
+        (
+            "enclave_open",
+            op(|| benchops::enclave_open(32, Spares::Default)),
+        ),
+        (
+            "enclave_open_compact",
+            op(|| benchops::enclave_open_compact(32)),
+        ),
+        (
+            "locked_buffer_lifecycle",
+            op(|| benchops::new_drop(32, Spares::Default)),
+        ),
+        // The lifecycle `open` goes through minus the decryption: made,
+        // frozen, dropped (melted back to writable for the wipe). Its
+        // distance from `locked_buffer_lifecycle` is the freeze + melt pair
+        // alone.
+        (
+            "locked_buffer_lifecycle_frozen",
+            op(|| benchops::new_freeze_drop(32, Spares::Default)),
+        ),
+        // The same two with spare mappings off: a new mapping every time.
+        (
+            "enclave_open_no_spares",
+            op(|| benchops::enclave_open(32, Spares::Off)),
+        ),
+        (
+            "locked_buffer_lifecycle_no_spares",
+            op(|| benchops::new_drop(32, Spares::Off)),
+        ),
+    ];
+    bench_rows(&mut g, None, rows);
     g.finish();
 }
 
@@ -292,16 +261,17 @@ fn size_label(n: usize) -> String {
     }
 }
 
-/// `raw`, `enclave` and `enclave_open` for one size, in group `g`.
+/// Every variant of one size, in group `g`. Every variant first refills its
+/// source from the template with one `memcpy`, so the refill costs the
+/// same everywhere.
 fn throughput_for(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     n: usize,
 ) {
     let label = size_label(n);
-    let tmpl = template(n);
     // The guarded destination first: if it cannot be locked (a small
     // RLIMIT_MEMLOCK without CAP_IPC_LOCK), skip the size.
-    let mut dst = match LockedBuffer::new(n) {
+    let dst = match LockedBuffer::new(n) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("seal_open_throughput/{label}: skipped, LockedBuffer::new({n}): {e}");
@@ -309,67 +279,51 @@ fn throughput_for(
         }
     };
     g.throughput(Throughput::Bytes(n as u64));
-
-    let cipher = raw_cipher();
-    let nonce = Nonce::from(NONCE);
-    g.bench_with_input(BenchmarkId::new("raw", &label), &n, |b, _| {
-        let mut buf = vec![0u8; n];
-        b.iter(|| {
-            buf.copy_from_slice(&tmpl);
-            raw_seal_open(&cipher, &nonce, black_box(&mut buf));
-        });
-        assert_eq!(buf, tmpl);
-    });
-
-    g.bench_with_input(BenchmarkId::new("libsodium", &label), &n, |b, _| {
-        let mut src = vec![0u8; n];
-        let mut c = vec![0u8; n + 16];
-        let mut back = vec![0u8; n];
-        b.iter(|| {
-            src.copy_from_slice(&tmpl);
-            sodium::seal(&mut c, black_box(&src), &NONCE, &KEY);
-            sodium::open(&mut back, black_box(&c), &NONCE, &KEY);
-        });
-        assert_eq!(back, tmpl);
-    });
-
-    // The crate's cipher alone (what `Enclave` runs, without the session
-    // key, the nonce, the allocation and the scrubs), on the same buffers.
-    g.bench_with_input(BenchmarkId::new("cipher", &label), &n, |b, _| {
-        let mut src = vec![0u8; n];
-        let mut c = vec![0u8; n];
-        let mut back = vec![0u8; n];
-        b.iter(|| {
-            src.copy_from_slice(&tmpl);
-            let tag = cipher::MessageCipher::new(&KEY, &NONCE).seal(black_box(&src), &mut c);
-            cipher::MessageCipher::new(&KEY, &NONCE)
-                .open_range(black_box(&c), &tag, 0, &mut back)
-                .expect("open");
-        });
-        assert_eq!(back, tmpl);
-    });
-
-    g.bench_with_input(BenchmarkId::new("enclave", &label), &n, |b, _| {
-        let mut src = vec![0u8; n];
-        b.iter(|| {
-            src.copy_from_slice(&tmpl);
-            let e = Enclave::new(black_box(&mut src)).expect("seal");
-            e.open_into(&mut dst).expect("open_into");
-            drop(black_box(e));
-        });
-        assert!(dst.equal_to(&tmpl));
-    });
-    // `open` locks a second buffer of `n` bytes: free this one first.
-    drop(dst);
-
-    g.bench_with_input(BenchmarkId::new("enclave_open", &label), &n, |b, _| {
-        let mut src = vec![0u8; n];
-        b.iter(|| {
-            src.copy_from_slice(&tmpl);
-            let e = Enclave::new(black_box(&mut src)).expect("seal");
-            drop(black_box(e.open().expect("open")));
-        });
-    });
+    let tmpl = template(n);
+    let rows = vec![
+        ("raw", op(move || benchops::raw_seal_open(n))),
+        (
+            "libsodium",
+            op({
+                let tmpl = tmpl.clone();
+                move || {
+                    let (mut src, mut c, mut back) =
+                        (vec![0u8; n], vec![0u8; n + 16], vec![0u8; n]);
+                    Ok(Body::new(move || {
+                        src.copy_from_slice(&tmpl);
+                        sodium::seal(&mut c, black_box(&src), &NONCE, &KEY);
+                        sodium::open(&mut back, black_box(&c), &NONCE, &KEY);
+                        Ok(())
+                    }))
+                }
+            }),
+        ),
+        // The crate's cipher alone (what `Enclave` runs, without the session
+        // key, the nonce, the allocation and the scrubs), on the same
+        // buffers.
+        (
+            "cipher",
+            op(move || {
+                let (mut src, mut c, mut back) = (vec![0u8; n], vec![0u8; n], vec![0u8; n]);
+                Ok(Body::new(move || {
+                    src.copy_from_slice(&tmpl);
+                    let tag =
+                        cipher::MessageCipher::new(&KEY, &NONCE).seal(black_box(&src), &mut c);
+                    cipher::MessageCipher::new(&KEY, &NONCE)
+                        .open_range(black_box(&c), &tag, 0, &mut back)
+                        .map_err(|e| format!("open: {e:?}"))
+                }))
+            }),
+        ),
+        // Its body holds `dst`, dropped before the next row runs: `open`
+        // locks a second buffer of `n` bytes.
+        (
+            "enclave",
+            op(move || benchops::enclave_new_open_into(n, Some(dst))),
+        ),
+        ("enclave_open", op(move || benchops::enclave_new_open(n))),
+    ];
+    bench_rows(g, Some(&label), rows);
 }
 
 fn seal_open_throughput(c: &mut Criterion) {

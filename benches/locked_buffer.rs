@@ -40,21 +40,29 @@ use std::hint::black_box;
 use std::time::Duration;
 
 #[cfg(target_os = "linux")]
-use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 #[cfg(target_os = "linux")]
 use memguard::LockedBuffer;
 
 #[cfg(target_os = "linux")]
 const SIZES: [usize; 3] = [32, 4096, 1 << 20];
 
-/// The raw floors, shared with `memguard bench` so both measure the same.
+/// The operations and their raw floors, shared with `memguard bench` so
+/// both measure the same (`cli/src/benchops.rs`, `cli/src/floors.rs`).
 #[cfg(target_os = "linux")]
-#[path = "../cli/src/floors.rs"]
+#[path = "../cli/src/benchops.rs"]
 #[allow(dead_code)]
-mod floors;
+mod benchops;
+/// A row of a group: one operation, timed as `memguard bench` times it.
+#[cfg(target_os = "linux")]
+#[path = "support/ops.rs"]
+#[allow(dead_code)]
+mod ops;
 
 #[cfg(target_os = "linux")]
-use floors::{RawGuarded, RawSpare};
+use benchops::{Calls, Spares};
+#[cfg(target_os = "linux")]
+use ops::{bench_rows, op};
 
 #[cfg(target_os = "linux")]
 fn config() -> Criterion {
@@ -72,33 +80,29 @@ fn lifecycle(c: &mut Criterion) {
         if n >= 1 << 20 {
             group.throughput(Throughput::Bytes(n as u64));
         }
-        group.bench_with_input(BenchmarkId::new("memguard", n), &n, |b, &n| {
-            b.iter(|| drop(black_box(LockedBuffer::new(black_box(n)).expect("new"))));
-        });
+        let mut rows = vec![(
+            "memguard",
+            op(move || benchops::new_drop(n, Spares::Default)),
+        )];
         if n <= page {
-            group.bench_with_input(BenchmarkId::new("raw_spare", n), &n, |b, &n| {
-                let mut spare = RawSpare::new(page).expect("raw spare");
-                b.iter(|| spare.cycle(black_box(n)).expect("raw spare cycle"));
-                spare.destroy();
-            });
+            rows.push(("raw_spare", op(move || benchops::raw_spare_cycle(n, page))));
         }
-        group.bench_with_input(BenchmarkId::new("memguard_no_spares", n), &n, |b, &n| {
-            let spares = memguard::spare_limit();
-            memguard::set_spare_limit(0);
-            b.iter(|| drop(black_box(LockedBuffer::new(black_box(n)).expect("new"))));
-            memguard::set_spare_limit(spares);
-        });
-        group.bench_with_input(BenchmarkId::new("raw_floor", n), &n, |b, &n| {
-            b.iter(|| {
-                black_box(RawGuarded::new(black_box(n), page).expect("raw floor")).destroy(n)
-            });
-        });
-        group.bench_with_input(BenchmarkId::new("raw_min", n), &n, |b, &n| {
-            b.iter(|| {
-                black_box(RawGuarded::new_min(black_box(n), page).expect("raw floor"))
-                    .destroy_min(n)
-            });
-        });
+        rows.extend([
+            (
+                "memguard_no_spares",
+                op(move || benchops::new_drop(n, Spares::Off)),
+            ),
+            (
+                "raw_floor",
+                op(move || benchops::raw_new_drop(n, page, Calls::Full)),
+            ),
+            (
+                "raw_min",
+                op(move || benchops::raw_new_drop(n, page, Calls::Min)),
+            ),
+        ]);
+        bench_rows(&mut group, Some(&n.to_string()), rows);
+        // A peer, not in `memguard bench` (memsec is a dev-dependency).
         group.bench_with_input(BenchmarkId::new("memsec", n), &n, |b, &n| {
             b.iter(|| {
                 // SAFETY: memsec's allocation is freed exactly once, right
@@ -121,31 +125,14 @@ fn purge(c: &mut Criterion) {
         if count >= 10_000 {
             group.sample_size(10);
         }
-        group.bench_with_input(BenchmarkId::new("memguard", count), &count, |b, &count| {
-            b.iter_batched(
-                || {
-                    (0..count)
-                        .map(|_| LockedBuffer::new(32).expect("new"))
-                        .collect::<Vec<_>>()
-                },
-                |buffers| {
-                    memguard::purge();
-                    buffers
-                },
-                BatchSize::PerIteration,
-            );
-        });
-        group.bench_with_input(BenchmarkId::new("raw_floor", count), &count, |b, &count| {
-            b.iter_batched(
-                || {
-                    (0..count)
-                        .map(|_| RawGuarded::new_min(32, page).expect("raw floor"))
-                        .collect::<Vec<_>>()
-                },
-                |raws| raws.into_iter().for_each(|r| r.destroy_min(32)),
-                BatchSize::PerIteration,
-            );
-        });
+        let rows = vec![
+            ("memguard", op(move || benchops::purge(count))),
+            (
+                "raw_floor",
+                op(move || benchops::raw_purge(count, page, Calls::Min)),
+            ),
+        ];
+        bench_rows(&mut group, Some(&count.to_string()), rows);
     }
     group.finish();
 }
@@ -154,21 +141,11 @@ fn purge(c: &mut Criterion) {
 fn freeze_melt(c: &mut Criterion) {
     let page = rustix::param::page_size();
     let mut group = c.benchmark_group("freeze_melt");
-
-    let mut buf = LockedBuffer::new(32).expect("new");
-    group.bench_function("memguard", |b| {
-        b.iter(|| {
-            buf.freeze().expect("freeze");
-            buf.melt().expect("melt");
-        });
-    });
-    drop(buf);
-
-    let mut raw = RawGuarded::new(32, page).expect("raw floor");
-    group.bench_function("raw_floor", |b| {
-        b.iter(|| raw.freeze_melt().expect("mprotect"));
-    });
-    raw.destroy(32);
+    let rows = vec![
+        ("memguard", op(benchops::freeze_melt)),
+        ("raw_floor", op(move || benchops::raw_freeze_melt(page))),
+    ];
+    bench_rows(&mut group, None, rows);
     group.finish();
 }
 

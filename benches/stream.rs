@@ -61,7 +61,8 @@
 //! (and `_64k_buf`) each at least 0.8x the throughput of `raw_seal_16k_chunks`
 //! and `raw_open_16k_chunks` respectively.
 //!
-//! The setups use `BatchSize::PerIteration`, so only one 1 MiB stream is
+//! The set-ups run before each iteration, untimed (as with criterion's
+//! `BatchSize::PerIteration`; `Body::per_run` in `cli/src/benchops.rs`), so only one 1 MiB stream is
 //! alive at a time, and the one a read consumes was written just before it.
 //! The session key's background rekeying is left at its default (every
 //! 500 ms), as users get it.
@@ -81,12 +82,22 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-use criterion::{BatchSize, Criterion, Throughput};
-use crypto_secretbox::aead::{Aead, AeadInPlace, KeyInit};
-use crypto_secretbox::{Nonce, Tag, XSalsa20Poly1305};
+use criterion::{Criterion, Throughput};
 use memguard::{Stream, DEFAULT_CHUNK_SIZE};
 
-const KEY: [u8; 32] = [0x42; 32];
+/// The operations and their raw floors, shared with `memguard bench`
+/// (`cli/src/benchops.rs`, `cli/src/floors.rs`).
+#[allow(dead_code)]
+#[path = "../cli/src/benchops.rs"]
+mod benchops;
+/// A row of a group: one operation, timed as `memguard bench` times it.
+#[allow(dead_code)]
+#[path = "support/ops.rs"]
+mod ops;
+
+use benchops::floors::{self, KEY};
+use benchops::{template, Body, Nonces, Reader, Slot};
+use ops::{bench_rows, op, Timer};
 
 /// libsodium, the baseline (`benches/support/sodium.rs`; this bench uses
 /// the secretbox part).
@@ -98,68 +109,22 @@ const CHUNK: usize = DEFAULT_CHUNK_SIZE;
 const TOTAL: usize = 1 << 20;
 const CHUNKS: usize = TOTAL / CHUNK;
 
-fn template(n: usize) -> Vec<u8> {
-    (0..n).map(|i| (i % 251) as u8 + 1).collect()
-}
-
-/// The next nonce of a 64-bit counter (little endian in the first 8 bytes).
-fn counter_nonce(counter: &mut u64) -> Nonce {
-    *counter += 1;
-    let mut n = [0u8; 24];
-    n[..8].copy_from_slice(&counter.to_le_bytes());
-    Nonce::from(n)
-}
-
-fn random_nonce() -> Nonce {
-    let mut n = [0u8; 24];
-    getrandom::fill(&mut n).expect("getrandom");
-    Nonce::from(n)
-}
-
-/// Seals `src` in 16 KiB chunks, one new `Vec` each.
-#[inline(always)]
-fn raw_seal_chunks(
-    cipher: &XSalsa20Poly1305,
-    src: &[u8],
-    mut nonce: impl FnMut() -> Nonce,
-) -> Vec<(Nonce, Vec<u8>)> {
-    let mut out = Vec::with_capacity(CHUNKS);
-    for part in src.chunks(CHUNK) {
-        let n = nonce();
-        let sealed = cipher.encrypt(&n, part).expect("encrypt");
-        out.push((n, sealed));
-    }
-    out
-}
-
-/// Reads `s` to the end through `buf`; returns the number of bytes read.
-#[inline(always)]
-fn read_to_end(mut s: impl Read, buf: &mut [u8]) -> usize {
-    let mut total = 0;
-    loop {
-        let n = s.read(buf).expect("read");
-        if n == 0 {
-            return total;
-        }
-        black_box(&buf[..n]);
-        total += n;
-    }
-}
-
 fn filled_stream(src: &[u8]) -> Stream {
     let mut s = Stream::new();
     s.write_all(src).expect("write_all");
     s
 }
 
-fn stream<M: Measurement>(c: &mut Criterion<M>) {
+fn stream<M: Timer>(c: &mut Criterion<M>) {
     let src = template(TOTAL);
-    let cipher = XSalsa20Poly1305::new(&KEY.into());
+    let cipher = floors::chunk_cipher();
 
     // Check once, outside the timing, that both sides give the bytes back.
     {
+        use crypto_secretbox::aead::Aead;
         let mut counter = 0;
-        let sealed = raw_seal_chunks(&cipher, &src, || counter_nonce(&mut counter));
+        let sealed =
+            floors::seal_chunks(&cipher, &src, CHUNK, || floors::counter_nonce(&mut counter));
         let back: Vec<u8> = sealed
             .iter()
             .flat_map(|(n, ct)| cipher.decrypt(n, ct.as_slice()).expect("decrypt"))
@@ -184,142 +149,110 @@ fn stream<M: Measurement>(c: &mut Criterion<M>) {
 
     let mut g = c.benchmark_group("stream");
     g.throughput(Throughput::Bytes(TOTAL as u64));
-
-    let mut counter = 0u64;
-    g.bench_function("raw_seal_16k_chunks", |b| {
-        b.iter_batched(
-            || (),
-            |()| raw_seal_chunks(&cipher, black_box(&src), || counter_nonce(&mut counter)),
-            BatchSize::PerIteration,
-        )
-    });
-
-    g.bench_function("raw_seal_16k_chunks_getrandom", |b| {
-        b.iter_batched(
-            || (),
-            |()| raw_seal_chunks(&cipher, black_box(&src), random_nonce),
-            BatchSize::PerIteration,
-        )
-    });
-
-    // 64 detached chunks, sealed once.
-    let sealed: Vec<(Nonce, Tag, Vec<u8>)> = src
-        .chunks(CHUNK)
-        .map(|part| {
-            let n = counter_nonce(&mut counter);
-            let mut ct = part.to_vec();
-            let tag = cipher
-                .encrypt_in_place_detached(&n, b"", &mut ct)
-                .expect("encrypt");
-            (n, tag, ct)
-        })
-        .collect();
-    g.bench_function("raw_open_16k_chunks", |b| {
-        let mut out = vec![0u8; CHUNK];
-        b.iter(|| {
-            for (n, tag, ct) in black_box(&sealed) {
-                let out = &mut out[..ct.len()];
-                out.copy_from_slice(ct);
-                cipher
-                    .decrypt_in_place_detached(n, b"", out, tag)
-                    .expect("decrypt");
-                black_box(&out);
-            }
-        });
-        assert_eq!(out, src[TOTAL - CHUNK..]);
-    });
-
-    // libsodium, the baseline: per chunk a counter nonce and
-    // `crypto_secretbox_easy` into a new `Vec` (as `raw_seal_16k_chunks`);
-    // opening, `crypto_secretbox_open_easy` into one reused buffer.
     sodium::init();
-    g.bench_function("libsodium_seal_16k_chunks", |b| {
-        b.iter_batched(
-            || (),
-            |()| {
-                let mut out = Vec::with_capacity(CHUNKS);
-                for part in black_box(&src).chunks(CHUNK) {
-                    let n = counter_nonce(&mut counter);
-                    let mut c = vec![0u8; part.len() + 16];
-                    sodium::seal(&mut c, part, n.as_ref(), &KEY);
-                    out.push((n, c));
-                }
-                out
-            },
-            BatchSize::PerIteration,
-        )
-    });
-    let sodium_sealed: Vec<([u8; 24], Vec<u8>)> = src
+    let rows = vec![
+        (
+            "raw_seal_16k_chunks",
+            op(|| benchops::raw_seal_chunks(TOTAL, CHUNK, Nonces::Counter)),
+        ),
+        (
+            "raw_seal_16k_chunks_getrandom",
+            op(|| benchops::raw_seal_chunks(TOTAL, CHUNK, Nonces::Random)),
+        ),
+        (
+            "raw_open_16k_chunks",
+            op(|| benchops::raw_open_chunks(TOTAL, CHUNK)),
+        ),
+        // libsodium, the baseline: per chunk a counter nonce and
+        // `crypto_secretbox_easy` into a new `Vec` (as `raw_seal_16k_chunks`,
+        // dropped after the run); opening, `crypto_secretbox_open_easy`
+        // into one reused buffer.
+        ("libsodium_seal_16k_chunks", op(sodium_seal_chunks)),
+        ("libsodium_open_16k_chunks", op(sodium_open_chunks)),
+        (
+            "stream_write_16k_pieces",
+            op(|| benchops::stream_write(TOTAL, CHUNK)),
+        ),
+        (
+            "stream_write_1m_once",
+            op(|| benchops::stream_write(TOTAL, TOTAL)),
+        ),
+        (
+            "stream_read_16k_buf",
+            op(|| benchops::stream_read(TOTAL, CHUNK, Reader::Shared)),
+        ),
+        (
+            "stream_read_8k_buf",
+            op(|| benchops::stream_read(TOTAL, CHUNK / 2, Reader::Shared)),
+        ),
+        (
+            "stream_read_64k_buf",
+            op(|| benchops::stream_read(TOTAL, 4 * CHUNK, Reader::Shared)),
+        ),
+    ];
+    bench_rows(&mut g, None, rows);
+    g.finish();
+}
+
+/// libsodium's seal of the 1 MiB source in 16 KiB chunks, each with a
+/// counter nonce into a new `Vec`.
+fn sodium_seal_chunks() -> Result<Body, String> {
+    let src = template(TOTAL);
+    let mut counter = 0u64;
+    let sealed = Slot::<Vec<([u8; 24], Vec<u8>)>>::new();
+    let made = sealed.clone();
+    Ok(Body::per_run(
+        || Ok(()),
+        move || {
+            let mut out = Vec::with_capacity(CHUNKS);
+            for part in black_box(&src).chunks(CHUNK) {
+                let n: [u8; 24] = floors::counter_nonce(&mut counter).into();
+                let mut c = vec![0u8; part.len() + 16];
+                sodium::seal(&mut c, part, &n, &KEY);
+                out.push((n, c));
+            }
+            made.put(out);
+            Ok(())
+        },
+        move || drop(black_box(sealed.take())),
+    ))
+}
+
+/// libsodium's open of 64 chunks sealed beforehand, into one reused buffer.
+fn sodium_open_chunks() -> Result<Body, String> {
+    let src = template(TOTAL);
+    let mut counter = 0u64;
+    let sealed: Vec<([u8; 24], Vec<u8>)> = src
         .chunks(CHUNK)
         .map(|part| {
-            let n: [u8; 24] = counter_nonce(&mut counter).into();
+            let n: [u8; 24] = floors::counter_nonce(&mut counter).into();
             let mut c = vec![0u8; part.len() + 16];
             sodium::seal(&mut c, part, &n, &KEY);
             (n, c)
         })
         .collect();
-    g.bench_function("libsodium_open_16k_chunks", |b| {
-        let mut out = vec![0u8; CHUNK];
-        b.iter(|| {
-            for (n, c) in black_box(&sodium_sealed) {
-                let out = &mut out[..c.len() - 16];
-                sodium::open(out, c, n, &KEY);
-                black_box(&out);
-            }
-        });
-        assert_eq!(out, src[TOTAL - CHUNK..]);
-    });
-
-    g.bench_function("stream_write_16k_pieces", |b| {
-        b.iter_batched(
-            Stream::new,
-            |mut s| {
-                for piece in black_box(&src).chunks(CHUNK) {
-                    s.write_all(piece).expect("write_all");
-                }
-                s
-            },
-            BatchSize::PerIteration,
-        )
-    });
-
-    g.bench_function("stream_write_1m_once", |b| {
-        b.iter_batched(
-            Stream::new,
-            |mut s| {
-                s.write_all(black_box(&src)).expect("write_all");
-                s
-            },
-            BatchSize::PerIteration,
-        )
-    });
-
-    for (name, buf_len) in [
-        ("stream_read_16k_buf", CHUNK),
-        ("stream_read_8k_buf", CHUNK / 2),
-        ("stream_read_64k_buf", 4 * CHUNK),
-    ] {
-        g.bench_function(name, |b| {
-            let mut buf = vec![0u8; buf_len];
-            b.iter_batched(
-                || filled_stream(&src),
-                |s| {
-                    let n = read_to_end(&s, &mut buf);
-                    assert_eq!(n, TOTAL);
-                    s
-                },
-                BatchSize::PerIteration,
-            )
-        });
+    let mut out = vec![0u8; CHUNK];
+    let mut once = move || {
+        for (n, c) in black_box(&sealed) {
+            let out = &mut out[..c.len() - 16];
+            sodium::open(out, c, n, &KEY);
+            black_box(&out);
+        }
+        out[..] == src[TOTAL - CHUNK..]
+    };
+    if !once() {
+        return Err("libsodium gave other bytes back".into());
     }
-
-    g.finish();
+    Ok(Body::new(move || {
+        once();
+        Ok(())
+    }))
 }
 
 /// The stream read in `stream_small_reads`: 256 KiB, 16 chunks.
 const SMALL_TOTAL: usize = 256 * 1024;
 
-fn stream_small_reads<M: Measurement>(c: &mut Criterion<M>) {
+fn stream_small_reads<M: Timer>(c: &mut Criterion<M>) {
     let src = template(SMALL_TOTAL);
     let sizes = [1usize, 16, 64, 1024, 4096, 8192, 16384];
 
@@ -349,93 +282,116 @@ fn stream_small_reads<M: Measurement>(c: &mut Criterion<M>) {
 
     let mut g = c.benchmark_group("stream_small_reads");
     g.throughput(Throughput::Bytes(SMALL_TOTAL as u64));
-    for buf_len in sizes {
-        g.bench_function(format!("read_buf_{buf_len}"), |b| {
-            let mut buf = vec![0u8; buf_len];
-            b.iter_batched(
-                || filled_stream(&src),
-                |mut s| {
-                    let n = read_to_end(&mut s, &mut buf);
-                    assert_eq!(n, SMALL_TOTAL);
-                    s
-                },
-                BatchSize::PerIteration,
-            )
-        });
-    }
-    // Through `&Stream`, as threads that share a stream read: each read
-    // locks the stream's mutex.
-    g.bench_function("read_buf_1_shared", |b| {
-        let mut buf = [0u8; 1];
-        b.iter_batched(
-            || filled_stream(&src),
-            |s| {
-                let n = read_to_end(&s, &mut buf);
-                assert_eq!(n, SMALL_TOTAL);
-                s
-            },
-            BatchSize::PerIteration,
-        )
-    });
+    let names: Vec<String> = sizes.iter().map(|n| format!("read_buf_{n}")).collect();
+    let mut rows: Vec<(&str, ops::Build)> = sizes
+        .iter()
+        .zip(&names)
+        .map(|(&n, name)| {
+            let row = op(move || benchops::stream_read(SMALL_TOTAL, n, Reader::Owned));
+            (name.as_str(), row)
+        })
+        .collect();
     // The floor of a 1-byte read: per byte, lock a mutex, borrow a guarded
     // buffer (a `Ref`), copy the byte, release both. What `Stream::read`
     // does on top: the `Read` call, finding the front chunk, the length
     // bookkeeping.
     let opened = {
         let mut copy = src.clone();
-        memguard::LockedBuffer::from_bytes(&mut copy).expect("LockedBuffer")
+        std::rc::Rc::new(memguard::LockedBuffer::from_bytes(&mut copy).expect("LockedBuffer"))
     };
-    g.bench_function("floor_1b_lock_borrow_copy", |b| {
-        let at = std::sync::Mutex::new(0usize);
-        let mut byte = [0u8; 1];
-        b.iter(|| {
-            for _ in 0..SMALL_TOTAL {
-                let mut at = at.lock().expect("lock");
-                let bytes = opened.bytes();
-                byte.copy_from_slice(&bytes[*at..*at + 1]);
-                *at = (*at + 1) % SMALL_TOTAL;
-                black_box(&byte);
-            }
-        })
-    });
-    g.bench_function("floor_1b_borrow_copy", |b| {
-        let mut at = 0usize;
-        let mut byte = [0u8; 1];
-        b.iter(|| {
-            for _ in 0..SMALL_TOTAL {
-                let bytes = opened.bytes();
-                byte.copy_from_slice(&bytes[at..at + 1]);
-                at = (at + 1) % SMALL_TOTAL;
-                black_box(&byte);
-            }
-        })
-    });
-    g.bench_function("floor_1b_lock_copy", |b| {
-        let at = std::sync::Mutex::new(0usize);
-        let mut byte = [0u8; 1];
-        b.iter(|| {
-            for _ in 0..SMALL_TOTAL {
-                let mut at = at.lock().expect("lock");
-                byte.copy_from_slice(&src[*at..*at + 1]);
-                *at = (*at + 1) % SMALL_TOTAL;
-                black_box(&byte);
-            }
-        })
-    });
-    g.bench_function("read_to_end", |b| {
-        let mut out = Vec::with_capacity(SMALL_TOTAL);
-        b.iter_batched(
-            || filled_stream(&src),
-            |s| {
-                out.clear();
-                let n = (&s).read_to_end(&mut out).expect("read_to_end");
-                assert_eq!(n, SMALL_TOTAL);
-                black_box(&out);
-                s
-            },
-            BatchSize::PerIteration,
-        )
-    });
+    let opened2 = std::rc::Rc::clone(&opened);
+    rows.extend([
+        // Through `&Stream`, as threads that share a stream read: each read
+        // locks the stream's mutex.
+        (
+            "read_buf_1_shared",
+            op(|| benchops::stream_read(SMALL_TOTAL, 1, Reader::Shared)),
+        ),
+        (
+            "floor_1b_lock_borrow_copy",
+            op(move || {
+                let at = std::sync::Mutex::new(0usize);
+                let mut byte = [0u8; 1];
+                Ok(Body::new(move || {
+                    for _ in 0..SMALL_TOTAL {
+                        let mut at = at.lock().map_err(|_| "poisoned")?;
+                        let bytes = opened.bytes();
+                        byte.copy_from_slice(&bytes[*at..*at + 1]);
+                        *at = (*at + 1) % SMALL_TOTAL;
+                        black_box(&byte);
+                    }
+                    Ok(())
+                }))
+            }),
+        ),
+        (
+            "floor_1b_borrow_copy",
+            op(move || {
+                let mut at = 0usize;
+                let mut byte = [0u8; 1];
+                Ok(Body::new(move || {
+                    for _ in 0..SMALL_TOTAL {
+                        let bytes = opened2.bytes();
+                        byte.copy_from_slice(&bytes[at..at + 1]);
+                        at = (at + 1) % SMALL_TOTAL;
+                        black_box(&byte);
+                    }
+                    Ok(())
+                }))
+            }),
+        ),
+        (
+            "floor_1b_lock_copy",
+            op({
+                let src = src.clone();
+                move || {
+                    let at = std::sync::Mutex::new(0usize);
+                    let mut byte = [0u8; 1];
+                    Ok(Body::new(move || {
+                        for _ in 0..SMALL_TOTAL {
+                            let mut at = at.lock().map_err(|_| "poisoned")?;
+                            byte.copy_from_slice(&src[*at..*at + 1]);
+                            *at = (*at + 1) % SMALL_TOTAL;
+                            black_box(&byte);
+                        }
+                        Ok(())
+                    }))
+                }
+            }),
+        ),
+        // Stream's own `read_to_end`, into a `Vec` whose capacity is kept
+        // from one run to the next.
+        (
+            "read_to_end",
+            op(move || {
+                let filled = Slot::<Stream>::new();
+                let made = filled.clone();
+                let read = Slot::<Stream>::new();
+                let done = read.clone();
+                let mut out = Vec::with_capacity(SMALL_TOTAL);
+                Ok(Body::per_run(
+                    move || {
+                        made.put(filled_stream(&src));
+                        Ok(())
+                    },
+                    move || {
+                        let s = filled.take()?;
+                        out.clear();
+                        let n = (&s).read_to_end(&mut out).map_err(|e| e.to_string())?;
+                        black_box(&out);
+                        done.put(s);
+                        if n == SMALL_TOTAL {
+                            Ok(())
+                        } else {
+                            Err(format!("read_to_end gave {n} bytes"))
+                        }
+                    },
+                    move || drop(black_box(read.take())),
+                ))
+            }),
+        ),
+    ]);
+    bench_rows(&mut g, None, rows);
     g.finish();
 }
 
@@ -470,6 +426,27 @@ impl ThreadCpuTime {
         let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
         assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
         ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    }
+}
+
+impl benchops::Clock for ThreadCpuTime {
+    type Mark = u64;
+
+    fn start(&self) -> u64 {
+        ThreadCpuTime::now()
+    }
+
+    fn elapsed(&self, mark: u64) -> Duration {
+        Duration::from_nanos(ThreadCpuTime::now().saturating_sub(mark))
+    }
+}
+
+impl Timer for ThreadCpuTime {
+    fn time(body: &mut Body, iters: u64) -> u64 {
+        let t = body
+            .time(iters, &ThreadCpuTime)
+            .unwrap_or_else(|e| panic!("{e}"));
+        t.as_nanos() as u64
     }
 }
 

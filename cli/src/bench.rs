@@ -15,15 +15,12 @@
 //! after, so that the purge operations (which destroy every buffer and the
 //! session key) cannot disturb the others.
 
-use std::hint::black_box;
-use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use memguard::{Enclave, LockedBuffer, Stream, DEFAULT_CHUNK_SIZE};
 use serde::Serialize;
 
-use crate::floors::{self, RawCipher, RawGuarded, RawSpare};
+use crate::benchops::{self as ops, Body, Calls, Spares, WallClock};
 use crate::ui::{pad, pad_left, print_report, Paint, Progress, Style};
 
 /// Options of `memguard bench`.
@@ -37,45 +34,63 @@ pub struct Options {
     pub json: bool,
 }
 
-/// A measurement: run the operation `iters` times and return the time the
-/// timed part took.
-type Timed = Box<dyn FnMut(u64) -> Result<Duration, String>>;
-
 /// One operation: memguard's side and its raw floor.
 struct Case {
-    memguard: Timed,
-    floor: Timed,
+    memguard: Body,
+    floor: Body,
 }
 
-/// What an operation is, before it is built.
-#[derive(Clone, Debug)]
+/// Builds one side of a case, given the page size.
+type Build = Box<dyn Fn(usize) -> Result<Body, String>>;
+
+/// What an operation is, before it is built: one row of the table.
 struct Spec {
     id: String,
     name: String,
-    floor: &'static str,
+    floor_text: &'static str,
     bytes: Option<u64>,
-    kind: SpecKind,
+    /// Pages locked at once at the most: `locks.0` plus two buffers of
+    /// `locks.1` bytes (the operation's and its floor's), for the
+    /// `RLIMIT_MEMLOCK` check.
+    locks: (u64, usize),
+    /// Its share of the time budget, relative to the others' (1.0).
+    weight: f64,
+    memguard: Build,
+    floor: Build,
 }
 
-#[derive(Clone, Copy, Debug)]
-enum SpecKind {
-    /// `new(n)` + drop with spare mappings off (a new mapping every time),
-    /// against the issue's floor (`minimal == false`) or the fewest calls
-    /// for the same protections (`minimal == true`).
-    Lifecycle {
-        n: usize,
-        minimal: bool,
-    },
-    /// `new(32)` + drop as it runs by default, reusing a spare mapping,
-    /// against the same reuse with raw calls.
-    LifecycleSpare,
-    FreezeMelt,
-    EnclaveNew(usize),
-    EnclaveOpen(usize),
-    EnclaveOpenInto(usize),
-    StreamWrite,
-    StreamRead,
-    Purge(usize),
+impl Spec {
+    /// A row of weight 1 that locks a few pages.
+    fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        floor_text: &'static str,
+        memguard: impl Fn(usize) -> Result<Body, String> + 'static,
+        floor: impl Fn(usize) -> Result<Body, String> + 'static,
+    ) -> Spec {
+        Spec {
+            id: id.into(),
+            name: name.into(),
+            floor_text,
+            bytes: None,
+            locks: (4, 0),
+            weight: 1.0,
+            memguard: Box::new(memguard),
+            floor: Box::new(floor),
+        }
+    }
+
+    /// The same, `bytes` per iteration.
+    fn bytes(mut self, bytes: usize) -> Spec {
+        self.bytes = Some(bytes as u64);
+        self
+    }
+
+    /// The same, locking two buffers of `n` bytes and two guard pages.
+    fn locks_two(mut self, n: usize) -> Spec {
+        self.locks = (2, n);
+        self
+    }
 }
 
 /// One row of the results, as `--json` prints it.
@@ -129,386 +144,132 @@ fn size_label(n: usize) -> String {
     }
 }
 
-/// Every operation, in the order they are run (the purges last).
+/// Every operation, in the order they are run (the purges last). Each row
+/// pairs two operations of `benchops`: adding a row is one `v.push`.
 fn specs() -> Vec<Spec> {
+    let chunk = memguard::DEFAULT_CHUNK_SIZE;
     let mut v = Vec::new();
     let lifecycle_floor = "mmap, 2 guard mprotects, mlock, madvise DONTDUMP + WIPEONFORK, \
                            wipe, munlock, munmap";
-    v.push(Spec {
-        id: "lifecycle_spare/32".into(),
-        name: "LockedBuffer new+drop 32 B (spare reused)".into(),
-        floor: "a kept guarded mapping: mprotect read-write, wipe, mprotect PROT_NONE",
-        bytes: None,
-        kind: SpecKind::LifecycleSpare,
-    });
+    v.push(Spec::new(
+        "lifecycle_spare/32",
+        "LockedBuffer new+drop 32 B (spare reused)",
+        "a kept guarded mapping: mprotect read-write, wipe, mprotect PROT_NONE",
+        |_| ops::new_drop(32, Spares::Default),
+        |page| ops::raw_spare_cycle(32, page),
+    ));
     for n in [32, 4 * KIB, MIB] {
-        v.push(Spec {
-            id: format!("lifecycle/{n}"),
-            name: format!("LockedBuffer new+drop {} (spares off)", size_label(n)),
-            floor: lifecycle_floor,
-            bytes: (n >= MIB).then_some(n as u64),
-            kind: SpecKind::Lifecycle { n, minimal: false },
-        });
+        let row = Spec::new(
+            format!("lifecycle/{n}"),
+            format!("LockedBuffer new+drop {} (spares off)", size_label(n)),
+            lifecycle_floor,
+            move |_| ops::new_drop(n, Spares::Off),
+            move |page| ops::raw_new_drop(n, page, Calls::Full),
+        )
+        .locks_two(n);
+        v.push(if n >= MIB { row.bytes(n) } else { row });
     }
-    v.push(Spec {
-        id: "lifecycle_min/32".into(),
-        name: "LockedBuffer new+drop 32 B (spares off, vs fewest calls)".into(),
-        floor: "the fewest calls for the same protections: mmap PROT_NONE, mprotect data, \
-                mlock, madvise DONTDUMP + WIPEONFORK, wipe, munmap",
-        bytes: None,
-        kind: SpecKind::Lifecycle {
-            n: 32,
-            minimal: true,
-        },
-    });
-    v.push(Spec {
-        id: "freeze_melt".into(),
-        name: "freeze + melt".into(),
-        floor: "2 mprotects",
-        bytes: None,
-        kind: SpecKind::FreezeMelt,
-    });
+    v.push(
+        Spec::new(
+            "lifecycle_min/32",
+            "LockedBuffer new+drop 32 B (spares off, vs fewest calls)",
+            "the fewest calls for the same protections: mmap PROT_NONE, mprotect data, \
+             mlock, madvise DONTDUMP + WIPEONFORK, wipe, munmap",
+            |_| ops::new_drop(32, Spares::Off),
+            |page| ops::raw_new_drop(32, page, Calls::Min),
+        )
+        .locks_two(32),
+    );
+    v.push(Spec::new(
+        "freeze_melt",
+        "freeze + melt",
+        "2 mprotects",
+        |_| ops::freeze_melt(),
+        ops::raw_freeze_melt,
+    ));
     for n in [32, KIB, 64 * KIB, MIB] {
-        let bytes = Some(n as u64);
-        v.push(Spec {
-            id: format!("enclave_new/{n}"),
-            name: format!("Enclave::new {}", size_label(n)),
-            floor: "XSalsa20Poly1305 encrypt in place",
-            bytes,
-            kind: SpecKind::EnclaveNew(n),
-        });
-        v.push(Spec {
-            id: format!("enclave_open/{n}"),
-            name: format!("Enclave::open {}", size_label(n)),
-            floor: "copy + XSalsa20Poly1305 decrypt in place, then read-only, back to \
-                    read-write and wipe (2 mprotects); up to a page in a kept guarded mapping \
-                    (2 more mprotects: read-write first, PROT_NONE last), larger inside the \
-                    lifecycle floor",
-            bytes,
-            kind: SpecKind::EnclaveOpen(n),
-        });
-        v.push(Spec {
-            id: format!("enclave_open_into/{n}"),
-            name: format!("Enclave::open_into {}", size_label(n)),
-            floor: "copy + XSalsa20Poly1305 decrypt in place",
-            bytes,
-            kind: SpecKind::EnclaveOpenInto(n),
-        });
+        // `<id>/<n>`, "<what> <size>", `n` bytes per iteration.
+        let sized =
+            |id: &str, what: &str, floor_text: &'static str, memguard: Build, floor: Build| {
+                let name = format!("{what} {}", size_label(n));
+                Spec::new(format!("{id}/{n}"), name, floor_text, memguard, floor).bytes(n)
+            };
+        v.push(sized(
+            "enclave_new",
+            "Enclave::new",
+            "XSalsa20Poly1305 encrypt in place",
+            Box::new(move |_| ops::enclave_new(n)),
+            Box::new(move |_| ops::raw_seal(n)),
+        ));
+        v.push(
+            sized(
+                "enclave_open",
+                "Enclave::open",
+                "copy + XSalsa20Poly1305 decrypt in place, then read-only, back to \
+                 read-write and wipe (2 mprotects); up to a page in a kept guarded mapping \
+                 (2 more mprotects: read-write first, PROT_NONE last), larger inside the \
+                 lifecycle floor",
+                Box::new(move |_| ops::enclave_open(n, Spares::Default)),
+                Box::new(move |page| ops::raw_open(n, page)),
+            )
+            .locks_two(n),
+        );
+        v.push(
+            sized(
+                "enclave_open_into",
+                "Enclave::open_into",
+                "copy + XSalsa20Poly1305 decrypt in place",
+                Box::new(move |_| ops::enclave_open_into(n)),
+                Box::new(move |_| ops::raw_open_into(n)),
+            )
+            .locks_two(n),
+        );
     }
-    v.push(Spec {
-        id: "stream_write/1048576".into(),
-        name: "Stream write 1 MiB (16 KiB)".into(),
-        floor: "seal 64 chunks of 16 KiB, each into a new Vec",
-        bytes: Some(MIB as u64),
-        kind: SpecKind::StreamWrite,
-    });
-    v.push(Spec {
-        id: "stream_read/1048576".into(),
-        name: "Stream read 1 MiB (16 KiB)".into(),
-        floor: "copy + open 64 chunks of 16 KiB",
-        bytes: Some(MIB as u64),
-        kind: SpecKind::StreamRead,
-    });
+    v.push(
+        Spec::new(
+            "stream_write/1048576",
+            "Stream write 1 MiB (16 KiB)",
+            "seal 64 chunks of 16 KiB, each into a new Vec",
+            move |_| ops::stream_write(MIB, chunk),
+            move |_| ops::raw_seal_chunks(MIB, chunk, ops::Nonces::Counter),
+        )
+        .bytes(MIB),
+    );
+    v.push(
+        Spec::new(
+            "stream_read/1048576",
+            "Stream read 1 MiB (16 KiB)",
+            "copy + open 64 chunks of 16 KiB",
+            move |_| ops::stream_read(MIB, chunk, ops::Reader::Owned),
+            move |_| ops::raw_open_chunks(MIB, chunk),
+        )
+        .bytes(MIB),
+    );
     for n in [1, 100, 10_000] {
-        v.push(Spec {
-            id: format!("purge/{n}"),
-            name: format!("purge, {n} live buffer{}", if n == 1 { "" } else { "s" }),
-            floor: "wipe, munlock, munmap of as many raw guarded mappings",
-            bytes: None,
-            kind: SpecKind::Purge(n),
-        });
+        let mut row = Spec::new(
+            format!("purge/{n}"),
+            format!("purge, {n} live buffer{}", if n == 1 { "" } else { "s" }),
+            "wipe, munlock, munmap of as many raw guarded mappings",
+            move |_| ops::purge(n),
+            move |page| ops::raw_purge(n, page, Calls::Full),
+        );
+        row.locks = (n as u64 + 2, 0);
+        // The purge of 10,000 buffers spends most of its time making them,
+        // so it gets a larger share.
+        if n >= 1000 {
+            row.weight = 3.0;
+        }
+        v.push(row);
     }
     v
-}
-
-/// Turns a memguard error into the text of a failed measurement.
-fn mg(what: &'static str) -> impl Fn(memguard::Error) -> String {
-    move |e| format!("{what}: {e}")
-}
-
-/// The bytes a source is refilled from: `1..=251` repeating.
-fn template(n: usize) -> Vec<u8> {
-    (0..n).map(|i| (i % 251) as u8 + 1).collect()
-}
-
-/// Times `iters` runs of `f`, whole.
-fn timed(iters: u64, mut f: impl FnMut() -> Result<(), String>) -> Result<Duration, String> {
-    let start = Instant::now();
-    for _ in 0..iters {
-        f()?;
-    }
-    Ok(start.elapsed())
-}
-
-/// A floor that runs `step` on a raw mapping made once. When a step fails
-/// the mapping is released with `release` and every later call fails.
-fn raw_floor<R: 'static>(
-    raw: R,
-    mut step: impl FnMut(&mut R) -> std::io::Result<()> + 'static,
-    release: impl Fn(R) + 'static,
-) -> Timed {
-    let mut raw = Some(raw);
-    Box::new(move |iters| {
-        let r = raw.as_mut().ok_or("the raw mapping is gone")?;
-        let t = timed(iters, || step(r).map_err(|e| e.to_string()));
-        if t.is_err() {
-            if let Some(r) = raw.take() {
-                release(r);
-            }
-        }
-        t
-    })
 }
 
 /// Builds the two sides of `spec`.
 fn build(spec: &Spec) -> Result<Case, String> {
     let page = crate::platform::page_size();
-    Ok(match spec.kind {
-        SpecKind::Lifecycle { n, minimal } => Case {
-            memguard: Box::new(move |iters| {
-                let spares = memguard::spare_limit();
-                memguard::set_spare_limit(0);
-                let t = timed(iters, || {
-                    let b = LockedBuffer::new(black_box(n)).map_err(mg("LockedBuffer::new"))?;
-                    drop(black_box(b));
-                    Ok(())
-                });
-                memguard::set_spare_limit(spares);
-                t
-            }),
-            floor: Box::new(move |iters| {
-                timed(iters, || {
-                    if minimal {
-                        let g =
-                            RawGuarded::new_min(black_box(n), page).map_err(|e| e.to_string())?;
-                        black_box(g).destroy_min(n);
-                    } else {
-                        let g = RawGuarded::new(black_box(n), page).map_err(|e| e.to_string())?;
-                        black_box(g).destroy(n);
-                    }
-                    Ok(())
-                })
-            }),
-        },
-        SpecKind::LifecycleSpare => {
-            let raw = RawSpare::new(page).map_err(|e| e.to_string())?;
-            Case {
-                memguard: Box::new(move |iters| {
-                    timed(iters, || {
-                        let b =
-                            LockedBuffer::new(black_box(32)).map_err(mg("LockedBuffer::new"))?;
-                        drop(black_box(b));
-                        Ok(())
-                    })
-                }),
-                floor: raw_floor(raw, |r| r.cycle(32), RawSpare::destroy),
-            }
-        }
-        SpecKind::FreezeMelt => {
-            let mut buf = LockedBuffer::new(32).map_err(mg("LockedBuffer::new"))?;
-            let raw = RawGuarded::new(32, page).map_err(|e| e.to_string())?;
-            Case {
-                memguard: Box::new(move |iters| {
-                    timed(iters, || {
-                        buf.freeze().map_err(mg("freeze"))?;
-                        buf.melt().map_err(mg("melt"))
-                    })
-                }),
-                floor: raw_floor(raw, RawGuarded::freeze_melt, |r| r.destroy(32)),
-            }
-        }
-        SpecKind::EnclaveNew(n) => {
-            let tmpl = template(n);
-            let tmpl2 = tmpl.clone();
-            let mut src = vec![0u8; n];
-            let mut buf = vec![0u8; n];
-            let cipher = RawCipher::new();
-            Case {
-                memguard: Box::new(move |iters| {
-                    timed(iters, || {
-                        src.copy_from_slice(&tmpl);
-                        let e = Enclave::new(black_box(&mut src)).map_err(mg("Enclave::new"))?;
-                        drop(black_box(e));
-                        Ok(())
-                    })
-                }),
-                floor: Box::new(move |iters| {
-                    timed(iters, || {
-                        buf.copy_from_slice(&tmpl2);
-                        black_box(cipher.seal(black_box(&mut buf)));
-                        Ok(())
-                    })
-                }),
-            }
-        }
-        SpecKind::EnclaveOpen(n) | SpecKind::EnclaveOpenInto(n) => {
-            let tmpl = template(n);
-            let sealed = Enclave::new(&mut tmpl.clone()).map_err(mg("Enclave::new"))?;
-            let cipher = RawCipher::new();
-            let mut ct = tmpl.clone();
-            let tag = cipher.seal(&mut ct);
-            if matches!(spec.kind, SpecKind::EnclaveOpen(_)) {
-                return Ok(Case {
-                    memguard: Box::new(move |iters| {
-                        timed(iters, || {
-                            let b = sealed.open().map_err(mg("Enclave::open"))?;
-                            drop(black_box(b));
-                            Ok(())
-                        })
-                    }),
-                    floor: if n <= page {
-                        let spare = RawSpare::new(page).map_err(|e| e.to_string())?;
-                        raw_floor(
-                            spare,
-                            move |r| r.open(&cipher, black_box(&ct), &tag),
-                            RawSpare::destroy,
-                        )
-                    } else {
-                        Box::new(move |iters| {
-                            timed(iters, || {
-                                floors::guarded_open(&cipher, black_box(&ct), &tag, page)
-                                    .map_err(|e| e.to_string())
-                            })
-                        })
-                    },
-                });
-            }
-            let mut buf = vec![0u8; n];
-            let floor: Timed = Box::new(move |iters| {
-                timed(iters, || {
-                    cipher
-                        .open_copy(black_box(&mut buf), &ct, &tag)
-                        .map_err(|e| e.to_string())
-                })
-            });
-            let memguard: Timed = {
-                let mut dst = LockedBuffer::new(n).map_err(mg("LockedBuffer::new"))?;
-                Box::new(move |iters| {
-                    timed(iters, || {
-                        sealed
-                            .open_into(black_box(&mut dst))
-                            .map_err(mg("Enclave::open_into"))
-                    })
-                })
-            };
-            Case { memguard, floor }
-        }
-        SpecKind::StreamWrite => {
-            let src = template(MIB);
-            let src2 = src.clone();
-            let cipher = floors::chunk_cipher();
-            let mut counter = 0u64;
-            Case {
-                memguard: Box::new(move |iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let mut s = Stream::new();
-                        let start = Instant::now();
-                        for piece in black_box(&src).chunks(DEFAULT_CHUNK_SIZE) {
-                            s.write_all(piece)
-                                .map_err(|e| format!("Stream write: {e}"))?;
-                        }
-                        total += start.elapsed();
-                        drop(black_box(s));
-                    }
-                    Ok(total)
-                }),
-                floor: Box::new(move |iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let start = Instant::now();
-                        let sealed = floors::seal_chunks(
-                            &cipher,
-                            black_box(&src2),
-                            DEFAULT_CHUNK_SIZE,
-                            &mut counter,
-                        );
-                        total += start.elapsed();
-                        drop(black_box(sealed));
-                    }
-                    Ok(total)
-                }),
-            }
-        }
-        SpecKind::StreamRead => {
-            let src = template(MIB);
-            let cipher = floors::chunk_cipher();
-            let mut counter = 0u64;
-            let sealed =
-                floors::seal_detached_chunks(&cipher, &src, DEFAULT_CHUNK_SIZE, &mut counter);
-            let mut out = vec![0u8; DEFAULT_CHUNK_SIZE];
-            let mut buf = vec![0u8; DEFAULT_CHUNK_SIZE];
-            Case {
-                memguard: Box::new(move |iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let mut s = Stream::new();
-                        s.write_all(&src)
-                            .map_err(|e| format!("Stream write: {e}"))?;
-                        let start = Instant::now();
-                        let mut read = 0;
-                        loop {
-                            let n = s.read(&mut buf).map_err(|e| format!("Stream read: {e}"))?;
-                            if n == 0 {
-                                break;
-                            }
-                            black_box(&buf[..n]);
-                            read += n;
-                        }
-                        total += start.elapsed();
-                        if read != MIB {
-                            return Err(format!("read {read} bytes back instead of {MIB}"));
-                        }
-                    }
-                    Ok(total)
-                }),
-                floor: Box::new(move |iters| {
-                    timed(iters, || {
-                        match floors::open_chunks(&cipher, black_box(&sealed), &mut out) {
-                            Some(MIB) => Ok(()),
-                            _ => Err("the raw cipher refused its own chunks".into()),
-                        }
-                    })
-                }),
-            }
-        }
-        SpecKind::Purge(count) => Case {
-            memguard: Box::new(move |iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let held = (0..count)
-                        .map(|_| LockedBuffer::new(32))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(mg("LockedBuffer::new"))?;
-                    let start = Instant::now();
-                    memguard::purge();
-                    total += start.elapsed();
-                    drop(black_box(held));
-                }
-                Ok(total)
-            }),
-            floor: Box::new(move |iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let mut held = Vec::with_capacity(count);
-                    for _ in 0..count {
-                        match RawGuarded::new(32, page) {
-                            Ok(g) => held.push(g),
-                            Err(e) => {
-                                held.into_iter().for_each(|g| g.destroy(32));
-                                return Err(e.to_string());
-                            }
-                        }
-                    }
-                    let start = Instant::now();
-                    for g in held {
-                        g.destroy(32);
-                    }
-                    total += start.elapsed();
-                }
-                Ok(total)
-            }),
-        },
+    Ok(Case {
+        memguard: (spec.memguard)(page)?,
+        floor: (spec.floor)(page)?,
     })
 }
 
@@ -516,14 +277,8 @@ fn build(spec: &Spec) -> Result<Case, String> {
 /// (`RLIMIT_MEMLOCK`, the working-set quota), if so.
 fn memlock_shortfall(spec: &Spec) -> Option<String> {
     let page = crate::platform::page_size() as u64;
-    let pages = match spec.kind {
-        SpecKind::LifecycleSpare => 4,
-        SpecKind::Lifecycle { n, .. } | SpecKind::EnclaveOpen(n) | SpecKind::EnclaveOpenInto(n) => {
-            (n as u64).div_ceil(page) * 2 + 2
-        }
-        SpecKind::Purge(count) => count as u64 + 2,
-        _ => 4,
-    };
+    let (fixed, n) = spec.locks;
+    let pages = fixed + (n as u64).div_ceil(page) * 2;
     crate::platform::lock_shortfall(pages * page)
 }
 
@@ -546,11 +301,11 @@ fn median(values: &mut [f64]) -> f64 {
 /// Calls `f(iters)` with doubling `iters` until one call takes at least
 /// `target` of wall time (or `limit` passes); returns the last `iters` and
 /// its wall time per iteration. This also warms the operation up.
-fn calibrate(f: &mut Timed, target: Duration, limit: Instant) -> Result<(u64, f64), String> {
+fn calibrate(f: &mut Body, target: Duration, limit: Instant) -> Result<(u64, f64), String> {
     let mut iters = 1u64;
     loop {
         let start = Instant::now();
-        f(iters)?;
+        f.time(iters, &WallClock)?;
         let wall = start.elapsed();
         if wall >= target || Instant::now() >= limit || iters >= 1 << 30 {
             return Ok((iters, per_iter(wall, iters)));
@@ -590,8 +345,8 @@ fn measure(
     let (ka, kb) = (iters_for(wall_a), iters_for(wall_b));
     let (mut a, mut b) = (Vec::new(), Vec::new());
     while a.len() < MAX_SAMPLES && (a.len() < MIN_SAMPLES || Instant::now() < end) {
-        a.push(per_iter((case.memguard)(ka)?, ka));
-        b.push(per_iter((case.floor)(kb)?, kb));
+        a.push(per_iter(case.memguard.time(ka, &WallClock)?, ka));
+        b.push(per_iter(case.floor.time(kb, &WallClock)?, kb));
         let by_time = 1.0
             - end.saturating_duration_since(Instant::now()).as_secs_f64() / budget.as_secs_f64();
         tick(by_time.max(a.len() as f64 / MAX_SAMPLES as f64).min(1.0));
@@ -630,12 +385,7 @@ pub fn run(opts: &Options) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    // The purge of 10,000 buffers spends most of its time making them, so
-    // it gets a larger share.
-    let weight = |s: &Spec| match s.kind {
-        SpecKind::Purge(n) if n >= 1000 => 3.0,
-        _ => 1.0,
-    };
+    let weight = |s: &Spec| s.weight;
     let total_weight: f64 = chosen.iter().map(weight).sum();
     let started = Instant::now();
     let mut progress = Progress::new(opts.json);
@@ -667,7 +417,7 @@ pub fn run(opts: &Options) -> ExitCode {
             Ok((m, f, samples)) => Row {
                 id: spec.id.clone(),
                 operation: spec.name.clone(),
-                floor: spec.floor,
+                floor: spec.floor_text,
                 bytes: spec.bytes,
                 memguard_ns: Some(m),
                 floor_ns: Some(f),
@@ -678,7 +428,7 @@ pub fn run(opts: &Options) -> ExitCode {
             Err(why) => Row {
                 id: spec.id.clone(),
                 operation: spec.name.clone(),
-                floor: spec.floor,
+                floor: spec.floor_text,
                 bytes: spec.bytes,
                 memguard_ns: None,
                 floor_ns: None,
@@ -831,6 +581,54 @@ mod tests {
         assert_eq!(ids.len(), n);
         assert_eq!(n, 1 + 3 + 1 + 1 + 12 + 2 + 3);
         assert!(ids.contains(&"lifecycle_spare/32"));
+    }
+
+    /// Every row of the table, both sides, and every operation only the
+    /// criterion benchmarks use, built and timed for two iterations: each
+    /// gives its bytes back and fails on nothing. One test, so that the
+    /// purges (which destroy every buffer of the process) run alone.
+    #[test]
+    fn every_operation_builds_and_runs() {
+        let run = |what: &str, body: Result<Body, String>| {
+            let mut body = body.unwrap_or_else(|e| panic!("{what}: build: {e}"));
+            let t = body
+                .time(2, &WallClock)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(t > Duration::ZERO, "{what}: no time measured");
+        };
+        let page = crate::platform::page_size();
+        let chunk = memguard::DEFAULT_CHUNK_SIZE;
+        run("new_freeze_drop", ops::new_freeze_drop(32, Spares::Off));
+        run("enclave_open_compact", ops::enclave_open_compact(32));
+        run(
+            "enclave_new_open_into",
+            ops::enclave_new_open_into(KIB, None),
+        );
+        run("enclave_new_open", ops::enclave_new_open(KIB));
+        run("raw_seal_open", ops::raw_seal_open(KIB));
+        run("raw_new_drop min", ops::raw_new_drop(KIB, page, Calls::Min));
+        run("raw_purge min", ops::raw_purge(10, page, Calls::Min));
+        run(
+            "raw_seal_chunks random",
+            ops::raw_seal_chunks(MIB, chunk, ops::Nonces::Random),
+        );
+        run(
+            "stream_read shared",
+            ops::stream_read(MIB, chunk / 2, ops::Reader::Shared),
+        );
+        // The table's own rows, the purges last.
+        for spec in specs() {
+            let page = crate::platform::page_size();
+            run(&format!("{} (memguard)", spec.id), (spec.memguard)(page));
+            run(&format!("{} (floor)", spec.id), (spec.floor)(page));
+        }
+        let spares = memguard::spare_limit();
+        run("new_drop, spares off", ops::new_drop(32, Spares::Off));
+        assert_eq!(
+            memguard::spare_limit(),
+            spares,
+            "the spare limit is put back"
+        );
     }
 
     #[test]

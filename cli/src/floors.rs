@@ -1,6 +1,8 @@
-//! The raw floors `memguard bench` measures memguard against: the same
+//! The raw floors the benchmarks measure memguard against: the same
 //! protections written out as bare system calls, and the same cipher called
 //! directly, so that each ratio says what memguard's own bookkeeping costs.
+//! The operations built on them are in `benchops.rs` (this file is its
+//! submodule), shared by `memguard bench` and the criterion benchmarks.
 //!
 //! - [`RawGuarded`]: mmap, two guard-page mprotects, mlock,
 //!   `MADV_DONTDUMP` + `MADV_WIPEONFORK`, then a wipe of the `n` bytes,
@@ -8,18 +10,16 @@
 //!   "full" floor (BENCHMARKS.md's tables call it "the issue's floor", after
 //!   the benchmark issue that first asked for it); and [`RawGuarded::new_min`] /
 //!   [`RawGuarded::destroy_min`], the fewest calls for the same protections
-//!   (what `LockedBuffer` itself makes). `benches/locked_buffer.rs` includes
-//!   this file, so the criterion benchmarks and `memguard bench` measure the
-//!   same floors.
+//!   (what `LockedBuffer` itself makes).
 //! - [`RawSpare`]: the same mapping kept between uses, as memguard keeps
 //!   the mapping of a destroyed one-page buffer: each use is two mprotects
 //!   (writable, then `PROT_NONE`) and a wipe.
 //! - [`RawCipher`] is `crypto_secretbox::XSalsa20Poly1305` (RustCrypto, the
 //!   same `salsa20`/`poly1305` code the crate uses), keyed once, with a fixed
-//!   nonce, working in place with a detached tag, as in `benches/enclave.rs`.
-//! - [`seal_chunks`] and [`open_chunks`] mirror `benches/stream.rs`: 16 KiB
-//!   chunks, a counter nonce, one new `Vec` per sealed chunk; opening copies
-//!   each chunk into one reused buffer and decrypts it there.
+//!   nonce, working in place with a detached tag.
+//! - [`seal_chunks`] and [`open_chunks`]: 16 KiB chunks, a counter (or
+//!   random) nonce, one new `Vec` per sealed chunk; opening copies each
+//!   chunk into one reused buffer and decrypts it there.
 
 use std::hint::black_box;
 use std::io;
@@ -31,9 +31,9 @@ use crypto_secretbox::{Nonce, Tag, XSalsa20Poly1305};
 use raw::Prot;
 
 /// The fixed key of the raw cipher floors.
-const KEY: [u8; 32] = [0x42; 32];
+pub const KEY: [u8; 32] = [0x42; 32];
 /// The fixed nonce of [`RawCipher`].
-const NONCE: [u8; 24] = [0x24; 24];
+pub const NONCE: [u8; 24] = [0x24; 24];
 
 /// A guarded, locked mapping made with raw system calls:
 /// `[guard][data pages][guard]`, the data pages locked, out of core dumps
@@ -302,11 +302,21 @@ pub fn guarded_open(
 /// One chunk sealed by [`seal_detached_chunks`]: nonce, tag, ciphertext.
 pub type DetachedChunk = (Nonce, Tag, Vec<u8>);
 
+/// One chunk sealed by [`seal_chunks`]: nonce, then tag and ciphertext.
+pub type SealedChunk = (Nonce, Vec<u8>);
+
 /// The next nonce of a 64-bit counter (little endian in the first 8 bytes).
-fn counter_nonce(counter: &mut u64) -> Nonce {
+pub fn counter_nonce(counter: &mut u64) -> Nonce {
     *counter += 1;
     let mut n = [0u8; 24];
     n[..8].copy_from_slice(&counter.to_le_bytes());
+    Nonce::from(n)
+}
+
+/// A nonce from the OS (`getrandom`), as `Stream` draws one per chunk.
+pub fn random_nonce() -> Nonce {
+    let mut n = [0u8; 24];
+    getrandom::fill(&mut n).expect("getrandom");
     Nonce::from(n)
 }
 
@@ -315,7 +325,7 @@ pub fn chunk_cipher() -> XSalsa20Poly1305 {
     XSalsa20Poly1305::new(&KEY.into())
 }
 
-/// Seals `src` in `chunk`-byte chunks, each with a fresh counter nonce into
+/// Seals `src` in `chunk`-byte chunks, each with a nonce from `nonce` into
 /// a new `Vec` (as the stream allocates one box per chunk): the floor under
 /// `Stream` writes.
 #[inline(always)]
@@ -323,11 +333,11 @@ pub fn seal_chunks(
     cipher: &XSalsa20Poly1305,
     src: &[u8],
     chunk: usize,
-    counter: &mut u64,
-) -> Vec<(Nonce, Vec<u8>)> {
+    mut nonce: impl FnMut() -> Nonce,
+) -> Vec<SealedChunk> {
     let mut out = Vec::with_capacity(src.len().div_ceil(chunk));
     for part in src.chunks(chunk) {
-        let n = counter_nonce(counter);
+        let n = nonce();
         let sealed = cipher.encrypt(&n, part).expect("encrypt");
         out.push((n, sealed));
     }

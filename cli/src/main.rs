@@ -13,9 +13,12 @@
 //! stdout, coloured only on a terminal and never with `NO_COLOR` set.
 
 mod bench;
+// Some operations are the criterion benchmarks' only (benches/ include this
+// module); `bench::tests` runs every one.
+#[allow(dead_code)]
+mod benchops;
 mod child;
 mod doctor;
-mod floors;
 mod platform;
 mod selftest;
 mod ui;

@@ -239,7 +239,12 @@ impl LockedBuffer {
         self.region.set_frozen(false)
     }
 
-    /// Copies `src` to the start of the buffer, in constant time.
+    /// Copies `src` to the start of the buffer.
+    ///
+    /// The copy is a plain `memcpy`: its time depends on the length (and
+    /// alignment), not on the bytes copied as far as any known `memcpy`
+    /// goes, but it is not a constant-time primitive and promises nothing
+    /// more; `scripts/timing.sh` watches it for data-dependent timing.
     ///
     /// `src` may be shorter than the buffer; if it is longer, nothing is
     /// written and [`Error::OutOfRange`] is returned.
@@ -247,7 +252,9 @@ impl LockedBuffer {
         self.copy_at(0, src)
     }
 
-    /// Copies `src` into the buffer at `offset`, in constant time.
+    /// Copies `src` into the buffer at `offset`, with a plain `memcpy`
+    /// (timing that depends on the length, not a constant-time primitive:
+    /// see [`LockedBuffer::copy`]).
     ///
     /// If `src` does not fit there, nothing is written and
     /// [`Error::OutOfRange`] is returned.
