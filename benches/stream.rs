@@ -55,7 +55,9 @@
 //! `&mut Stream` cannot do without: the borrow is what keeps a `purge` on
 //! another thread from freeing the buffer under the copy);
 //! `floor_1b_lock_borrow_copy` also locks a mutex (the `&Stream` floor);
-//! `floor_1b_lock_copy` locks and copies from ordinary memory.
+//! `floor_1b_lock_copy` locks and copies from ordinary memory;
+//! `floor_1b_std_cursor` reads a `std::io::Cursor<Vec<u8>>` of the same
+//! length one byte at a time (any `io::Read` at its cheapest).
 //!
 //! Target (from the issue): `stream_write_*` and `stream_read_16k_buf`
 //! (and `_64k_buf`) each at least 0.8x the throughput of `raw_seal_16k_chunks`
@@ -358,6 +360,12 @@ fn stream_small_reads<M: Timer>(c: &mut Criterion<M>) {
                     }))
                 }
             }),
+        ),
+        // Any `io::Read` in 1-byte reads, at its cheapest: std's `Cursor`
+        // over a plain `Vec` (no secret, no guard, no lock).
+        (
+            "floor_1b_std_cursor",
+            op(|| benchops::std_cursor_read(SMALL_TOTAL, 1)),
         ),
         // Stream's own `read_to_end`, into a `Vec` whose capacity is kept
         // from one run to the next.

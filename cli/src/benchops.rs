@@ -660,6 +660,23 @@ pub fn stream_read(total: usize, buf_len: usize, reader: Reader) -> Result<Body,
     ))
 }
 
+/// The floor of any reader under [`stream_read`]'s loop: `total` template
+/// bytes in a `std::io::Cursor<Vec<u8>>` (no secret, no guard, no lock),
+/// read to the end through a `buf_len`-byte buffer.
+#[allow(dead_code)] // criterion only
+pub fn std_cursor_read(total: usize, buf_len: usize) -> Result<Body, String> {
+    let mut cursor = std::io::Cursor::new(template(total));
+    let mut buf = vec![0u8; buf_len];
+    Ok(Body::new(move || {
+        cursor.set_position(0);
+        let n = read_to_end(&mut cursor, &mut buf).map_err(|e| format!("Cursor read: {e}"))?;
+        if n != total {
+            return Err(format!("read {n} bytes back instead of {total}"));
+        }
+        Ok(())
+    }))
+}
+
 /// Reads `r` to the end through `buf`; the number of bytes read.
 #[inline(always)]
 fn read_to_end(mut r: impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
