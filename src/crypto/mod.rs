@@ -6,6 +6,7 @@ pub(crate) mod ct;
 pub(crate) mod hash;
 pub(crate) mod mac;
 pub(crate) mod nonce;
+pub(crate) mod poly1305_64;
 mod random;
 // The vectorised Salsa20: `unsafe` for the intrinsics only (see its docs),
 // one unsafe operation per block, each with its own `// SAFETY:` comment.
