@@ -477,10 +477,18 @@ fn a_forked_child_draws_its_own_nonce_prefix() {
                 assert_eq!(counter(second), counter(first) + 1);
                 // ... under a prefix of its own, the same for its seals.
                 assert_eq!(first[8..], second[8..]);
-                assert_ne!(first[8..], parent_nonce[8..], "the child kept the parent's prefix");
+                assert_ne!(
+                    first[8..],
+                    parent_nonce[8..],
+                    "the child kept the parent's prefix"
+                );
                 assert_ne!(first, &after, "a child's nonce repeated in the parent");
             }
-            assert_ne!(from_children[0].0[8..], from_children[1].0[8..], "siblings share a prefix");
+            assert_ne!(
+                from_children[0].0[8..],
+                from_children[1].0[8..],
+                "siblings share a prefix"
+            );
             // The parent's prefix is unchanged, its counter goes on.
             assert_eq!(after[8..], parent_nonce[8..]);
             assert_eq!(counter(&after), counter(&parent_nonce) + 1);

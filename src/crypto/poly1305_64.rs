@@ -186,7 +186,12 @@ mod tests {
 
     fn check(key: &[u8; 32], data: &[u8]) {
         let ours = tag(key, data);
-        assert_eq!(ours, rustcrypto(key, data), "RustCrypto, length {}", data.len());
+        assert_eq!(
+            ours,
+            rustcrypto(key, data),
+            "RustCrypto, length {}",
+            data.len()
+        );
         assert_eq!(ours, orion(key, data), "orion, length {}", data.len());
     }
 
@@ -294,8 +299,8 @@ mod tests {
         // Vector 10: r = 1 + 4 * 2^64, s = 0.
         let m = [
             0xe3, 0x35, 0x94, 0xd7, 0x50, 0x5e, 0x43, 0xb9, 0, 0, 0, 0, 0, 0, 0, 0, 0x33, 0x94,
-            0xd7, 0x50, 0x5e, 0x43, 0x79, 0xcd, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-            0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0xd7, 0x50, 0x5e, 0x43, 0x79, 0xcd, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         ];
         let mut t10 = [0u8; 16];
         t10[0] = 0x14;
