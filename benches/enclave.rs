@@ -16,8 +16,12 @@
 //!     buffer; target <= 1.2x `libsodium_seal_plus_open`.
 //!   - `breakdown_*`: its parts: `cipher_seal_plus_open` (the crate's
 //!     `MessageCipher`, compiled in from `src/crypto/`, seal + open),
-//!     `nonce_getrandom_24` (the OS nonce each seal draws),
-//!     `stack_scrub_4k` (what `scrub_stack` does after each seal and open).
+//!     `nonce_getrandom_24` (the OS nonce each seal drew before the counter
+//!     nonce),
+//!     `stack_scrub_4k` (what `scrub_stack` does after each seal and open);
+//!     from `seal_open_32_parts`: `key_derivation` (the session key derived
+//!     from its halves, once per seal and per open) and `nonce_counter_24`
+//!     (what the counter nonce of `src/crypto/nonce.rs` does per seal).
 //!   - `enclave_new`: refill a 32-byte array, `Enclave::new`, drop the enclave.
 //!   - `enclave_open_into`: `open_into` a pre-made mutable 32-byte
 //!     `LockedBuffer`.
@@ -58,13 +62,13 @@
 //!
 //!   Target: at 1 MiB, `enclave` throughput >= 0.95x `raw`.
 //!
-//! - `poly1305/{rustcrypto,orion}/{32 B .. 64 KiB}`: the two Poly1305
-//!   implementations the crate chooses between by message length
-//!   (`src/crypto/mac.rs`), one tag each on the same key and bytes. The
-//!   switch (`orion` up to 3 KiB) sits below the sizes where `rustcrypto`
-//!   wins.
+//! - `poly1305/{scalar64,libsodium,rustcrypto,orion}/{32 B .. 1 MiB}`: the
+//!   crate's Poly1305 (`src/crypto/poly1305_64.rs`, radix 2^64) beside
+//!   libsodium's `crypto_onetimeauth` and the two crates it used before
+//!   (`orion` up to 3 KiB, RustCrypto's AVX2 code above), one tag each on
+//!   the same key and bytes.
 //!
-//! - `components/{salsa20_<path>,salsa20_libsodium,poly1305_memguard,poly1305_libsodium}/{4 KiB,1 MiB}`:
+//! - `components/{salsa20_<path>,salsa20_libsodium,poly1305_scalar64,poly1305_memguard,poly1305_libsodium}/{4 KiB,1 MiB}`:
 //!   the Salsa20 keystream on every path this CPU has
 //!   (`src/crypto/salsa20/`) beside libsodium's
 //!   `crypto_stream_salsa20_xor_ic`, and the crate's Poly1305 beside
@@ -430,9 +434,8 @@ fn seal_open_throughput(c: &mut Criterion) {
     g.finish();
 }
 
-/// The two Poly1305 implementations the crate picks between by length
-/// (`src/crypto/mac.rs`), on the same key and bytes: where they cross is
-/// where the switch belongs.
+/// The crate's Poly1305 beside libsodium's and the two crates it used
+/// before, on the same key and bytes.
 fn poly1305(c: &mut Criterion) {
     use poly1305::universal_hash::KeyInit as _;
     sodium::init();
