@@ -133,20 +133,52 @@ impl State {
 /// The Poly1305 tag of `data` under the one-time key `key`, unpadded (as
 /// `crypto_secretbox` uses it).
 pub(crate) fn tag(key: &[u8; 32], data: &[u8]) -> [u8; 16] {
-    let mut state = State::new(key);
-    let whole = data.len() - data.len() % BLOCK;
-    state.blocks(&data[..whole], 1);
-    let rest = &data[whole..];
-    if !rest.is_empty() {
-        // The last partial block: its bytes, a 1, then zeros (its 129th
-        // bit stays 0).
-        let mut last = [0u8; BLOCK];
-        last[..rest.len()].copy_from_slice(rest);
-        last[rest.len()] = 1;
-        state.blocks(&last, 0);
-        last.zeroize();
+    let mut mac = Mac::new(key);
+    mac.finish(data)
+}
+
+/// Poly1305 fed in pieces: whole blocks with [`update`](Mac::update), then
+/// the rest with [`finish`](Mac::finish). For the cipher, which
+/// authenticates each piece of ciphertext right after writing it, while it
+/// is still in the cache. Wiped on drop.
+pub(crate) struct Mac<'k> {
+    state: State,
+    key: &'k [u8; 32],
+}
+
+impl<'k> Mac<'k> {
+    pub(crate) fn new(key: &'k [u8; 32]) -> Mac<'k> {
+        Mac {
+            state: State::new(key),
+            key,
+        }
     }
-    state.finish(key)
+
+    /// Absorbs `blocks`, whose length must be a multiple of 16.
+    ///
+    /// # Panics
+    /// When it is not: a bug in the caller.
+    pub(crate) fn update(&mut self, blocks: &[u8]) {
+        assert_eq!(blocks.len() % BLOCK, 0, "poly1305: a partial block");
+        self.state.blocks(blocks, 1);
+    }
+
+    /// Absorbs `data` (any length) and returns the tag.
+    pub(crate) fn finish(&mut self, data: &[u8]) -> [u8; 16] {
+        let whole = data.len() - data.len() % BLOCK;
+        self.state.blocks(&data[..whole], 1);
+        let rest = &data[whole..];
+        if !rest.is_empty() {
+            // The last partial block: its bytes, a 1, then zeros (its 129th
+            // bit stays 0).
+            let mut last = [0u8; BLOCK];
+            last[..rest.len()].copy_from_slice(rest);
+            last[rest.len()] = 1;
+            self.state.blocks(&last, 0);
+            last.zeroize();
+        }
+        self.state.finish(self.key)
+    }
 }
 
 #[cfg(test)]
@@ -236,6 +268,20 @@ mod tests {
         for _ in 0..rounds {
             let len = (rng.next() % (top as u64 + 1)) as usize;
             check(&rng.key(), &data[..len]);
+        }
+    }
+
+    #[test]
+    fn fed_in_pieces_gives_the_same_tag() {
+        let mut rng = Rng(0x91ece);
+        let data = rng.bytes(5000);
+        let key = rng.key();
+        for split in [0, 16, 32, 4128, 4992] {
+            for len in [split, split + 1, split + 15, split + 16, 5000].map(|l| l.min(5000)) {
+                let mut mac = Mac::new(&key);
+                mac.update(&data[..split]);
+                assert_eq!(mac.finish(&data[split..len]), tag(&key, &data[..len]));
+            }
         }
     }
 
