@@ -103,7 +103,7 @@ mod sodium;
 #[allow(dead_code, unused_imports)]
 #[path = "../src/crypto/cipher.rs"]
 mod cipher;
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src/crypto/mac.rs"]
 mod mac;
 #[allow(dead_code)]

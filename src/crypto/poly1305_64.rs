@@ -218,12 +218,16 @@ mod tests {
 
     fn check(key: &[u8; 32], data: &[u8]) {
         let ours = tag(key, data);
-        assert_eq!(
-            ours,
-            rustcrypto(key, data),
-            "RustCrypto, length {}",
-            data.len()
-        );
+        // RustCrypto's detects AVX2 with `cpuid`, which Miri cannot run:
+        // under Miri, `orion` (plain Rust) is the reference.
+        if !cfg!(miri) {
+            assert_eq!(
+                ours,
+                rustcrypto(key, data),
+                "RustCrypto, length {}",
+                data.len()
+            );
+        }
         assert_eq!(ours, orion(key, data), "orion, length {}", data.len());
     }
 
