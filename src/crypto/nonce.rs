@@ -9,7 +9,7 @@
 //! construction (the counter is one atomic `fetch_add` per seal), which is
 //! stronger than 24 random bytes per seal (unique with overwhelming
 //! probability), and costs no system call: the OS nonce was the largest
-//! single cost of sealing 32 bytes (0.5 to 0.8 µs per `getrandom` on the
+//! single cost of sealing 32 bytes (0.6 to 0.9 µs per `getrandom` on the
 //! development VM, against tens of nanoseconds here; `seal_open_32` in
 //! `benches/enclave.rs`). The counter comes first so that every seal still
 //! gets its own HSalsa20 subkey, as with random nonces.
