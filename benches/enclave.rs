@@ -16,8 +16,12 @@
 //!     buffer; target <= 1.2x `libsodium_seal_plus_open`.
 //!   - `breakdown_*`: its parts: `cipher_seal_plus_open` (the crate's
 //!     `MessageCipher`, compiled in from `src/crypto/`, seal + open),
-//!     `nonce_getrandom_24` (the OS nonce each seal draws),
-//!     `stack_scrub_4k` (what `scrub_stack` does after each seal and open).
+//!     `nonce_getrandom_24` (the OS nonce each seal drew before the counter
+//!     nonce),
+//!     `stack_scrub_4k` (what `scrub_stack` does after each seal and open);
+//!     from `seal_open_32_parts`: `key_derivation` (the session key derived
+//!     from its halves, once per seal and per open) and `nonce_counter_24`
+//!     (what the counter nonce of `src/crypto/nonce.rs` does per seal).
 //!   - `enclave_new`: refill a 32-byte array, `Enclave::new`, drop the enclave.
 //!   - `enclave_open_into`: `open_into` a pre-made mutable 32-byte
 //!     `LockedBuffer`.
@@ -58,13 +62,13 @@
 //!
 //!   Target: at 1 MiB, `enclave` throughput >= 0.95x `raw`.
 //!
-//! - `poly1305/{rustcrypto,orion}/{32 B .. 64 KiB}`: the two Poly1305
-//!   implementations the crate chooses between by message length
-//!   (`src/crypto/mac.rs`), one tag each on the same key and bytes. The
-//!   switch (`orion` up to 3 KiB) sits below the sizes where `rustcrypto`
-//!   wins.
+//! - `poly1305/{scalar64,libsodium,rustcrypto,orion}/{32 B .. 1 MiB}`: the
+//!   crate's Poly1305 (`src/crypto/poly1305_64.rs`, radix 2^64) beside
+//!   libsodium's `crypto_onetimeauth` and the two crates it used before
+//!   (`orion` up to 3 KiB, RustCrypto's AVX2 code above), one tag each on
+//!   the same key and bytes.
 //!
-//! - `components/{salsa20_<path>,salsa20_libsodium,poly1305_memguard,poly1305_libsodium}/{4 KiB,1 MiB}`:
+//! - `components/{salsa20_<path>,salsa20_libsodium,poly1305_scalar64,poly1305_memguard,poly1305_libsodium}/{4 KiB,1 MiB}`:
 //!   the Salsa20 keystream on every path this CPU has
 //!   (`src/crypto/salsa20/`) beside libsodium's
 //!   `crypto_stream_salsa20_xor_ic`, and the crate's Poly1305 beside
@@ -108,9 +112,12 @@ mod sodium;
 #[allow(dead_code, unused_imports)]
 #[path = "../src/crypto/cipher.rs"]
 mod cipher;
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src/crypto/mac.rs"]
 mod mac;
+#[allow(dead_code)]
+#[path = "../src/crypto/poly1305_64.rs"]
+mod poly1305_64;
 #[allow(dead_code, unused_imports)]
 #[path = "../src/crypto/salsa20/mod.rs"]
 mod salsa20;
@@ -242,6 +249,51 @@ fn seal_open_32(c: &mut Criterion) {
     g.finish();
 }
 
+/// More of the 32-byte breakdown (issue 13), beside the rows of
+/// `seal_open_32`: the session key's derivation (`coffer::with_key`:
+/// BLAKE2b-256 of the right half, XORed with the left), and what the
+/// counter nonce of `src/crypto/nonce.rs` does per seal (a fork-generation
+/// check, one `fetch_add`, the prefix copied), written out here because the
+/// module is internal.
+fn seal_open_32_parts(c: &mut Criterion) {
+    use blake2::digest::Digest;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let mut g = c.benchmark_group("seal_open_32");
+    g.bench_function("breakdown_key_derivation", |b| {
+        let left = [0x11u8; 32];
+        let right = [0x22u8; 32];
+        b.iter(|| {
+            let mut scratch = [0u8; 32];
+            let mut h = blake2::Blake2b256::new();
+            Digest::update(&mut h, black_box(&right));
+            Digest::finalize_into(h, (&mut scratch).into());
+            for (s, l) in scratch.iter_mut().zip(black_box(&left)) {
+                *s ^= l;
+            }
+            black_box(&scratch);
+            memguard::wipe_bytes(&mut scratch);
+        })
+    });
+    static GENERATION: AtomicU64 = AtomicU64::new(0);
+    static SEEDED: AtomicU64 = AtomicU64::new(1);
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static PREFIX: [AtomicU64; 2] = [AtomicU64::new(7), AtomicU64::new(9)];
+    g.bench_function("breakdown_nonce_counter_24", |b| {
+        b.iter(|| {
+            let mut n = [0u8; 24];
+            let g = GENERATION.load(Ordering::Acquire).wrapping_add(1);
+            assert_eq!(SEEDED.load(Ordering::Acquire), g);
+            let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+            n[..8].copy_from_slice(&count.to_le_bytes());
+            for (bytes, w) in n[8..].chunks_exact_mut(8).zip(&PREFIX) {
+                bytes.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+            }
+            black_box(n);
+        })
+    });
+    g.finish();
+}
+
 /// What `scrub_stack` (src/mem/wipe.rs) does: 4 KiB of stack set, then
 /// zeroed where the compiler cannot drop the writes.
 #[inline(never)]
@@ -336,14 +388,14 @@ fn seal_open_throughput(c: &mut Criterion) {
     g.finish();
 }
 
-/// The two Poly1305 implementations the crate picks between by length
-/// (`src/crypto/mac.rs`), on the same key and bytes: where they cross is
-/// where the switch belongs.
+/// The crate's Poly1305 beside libsodium's and the two crates it used
+/// before, on the same key and bytes.
 fn poly1305(c: &mut Criterion) {
     use poly1305::universal_hash::KeyInit as _;
+    sodium::init();
     let mut g = c.benchmark_group("poly1305");
     let key = [0x5au8; 32];
-    for n in [32, KIB, 2 * KIB, 3 * KIB, 4 * KIB, 16 * KIB, 64 * KIB] {
+    for n in [32, KIB, 2 * KIB, 3 * KIB, 4 * KIB, 16 * KIB, 64 * KIB, MIB] {
         let data = template(n);
         let label = size_label(n);
         g.throughput(Throughput::Bytes(n as u64));
@@ -352,6 +404,12 @@ fn poly1305(c: &mut Criterion) {
                 let mac = poly1305::Poly1305::new(black_box(&key).into());
                 black_box(mac.compute_unpadded(black_box(&data)))
             })
+        });
+        g.bench_with_input(BenchmarkId::new("scalar64", &label), &n, |b, _| {
+            b.iter(|| black_box(poly1305_64::tag(black_box(&key), black_box(&data))))
+        });
+        g.bench_with_input(BenchmarkId::new("libsodium", &label), &n, |b, _| {
+            b.iter(|| black_box(sodium::poly1305(black_box(&data), black_box(&key))))
         });
         g.bench_with_input(BenchmarkId::new("orion", &label), &n, |b, _| {
             b.iter(|| {
@@ -386,6 +444,9 @@ fn components(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("salsa20_libsodium", &label), &n, |b, _| {
             b.iter(|| sodium::salsa20_xor(&mut dst, black_box(&src), &[7; 8], &KEY))
         });
+        g.bench_with_input(BenchmarkId::new("poly1305_scalar64", &label), &n, |b, _| {
+            b.iter(|| black_box(poly1305_64::tag(&KEY, black_box(&src))))
+        });
         g.bench_with_input(BenchmarkId::new("poly1305_memguard", &label), &n, |b, _| {
             b.iter(|| black_box(mac::poly1305_tag(&KEY, black_box(&src))))
         });
@@ -408,6 +469,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = seal_open_32, seal_open_throughput, poly1305, components
+    targets = seal_open_32, seal_open_32_parts, seal_open_throughput, poly1305, components
 }
 criterion_main!(benches);

@@ -5,6 +5,7 @@ use std::fmt;
 use crate::buffer::LockedBuffer;
 use crate::coffer;
 use crate::crypto::cipher::{MessageCipher, NONCE_LEN, TAG_LEN};
+use crate::crypto::nonce;
 use crate::error::{Error, Result};
 use crate::mem::{scrub_stack, wipe_bytes};
 
@@ -14,7 +15,9 @@ const HEADER: usize = NONCE_LEN + TAG_LEN;
 ///
 /// The sealed form (`nonce || tag || ciphertext`) lives in ordinary memory:
 /// it is safe there. The key is never stored whole (see the crate docs);
-/// every seal draws a fresh random 24-byte nonce.
+/// every seal takes a fresh 24-byte nonce, unique under the session key (a
+/// per-process counter and a random prefix drawn from the OS once per
+/// process and again in a forked child; see THREAT_MODEL.md).
 ///
 /// Plaintext never touches ordinary memory: sealing reads it where it is,
 /// and opening authenticates the ciphertext first, then decrypts it straight
@@ -187,7 +190,7 @@ impl Enclave {
         })
     }
 
-    /// The one way an enclave is made: a fresh random nonce, the cipher
+    /// The one way an enclave is made: a fresh nonce, the cipher
     /// keyed under the session key, `fill` writing the `len`-byte
     /// ciphertext and returning its tag, then the stack scrubbed.
     fn sealed_with(
@@ -198,7 +201,7 @@ impl Enclave {
             return Err(Error::NullBuffer);
         }
         let mut sealed = alloc_sealed(len)?;
-        getrandom::fill(&mut sealed[..NONCE_LEN]).map_err(Error::random)?;
+        nonce::fill(&mut sealed[..NONCE_LEN])?;
         let nonce = nonce_of(&sealed);
         let (cipher, generation) =
             coffer::with_key(None, |key, g| (MessageCipher::new(key, &nonce), g))?;

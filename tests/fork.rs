@@ -432,3 +432,68 @@ fn soak_fork_exec_and_signals_under_load() {
         Role::Bystander => {}
     }
 }
+
+// ---------------------------------------------------------------------------
+// 6. A forked child draws a nonce prefix of its own
+// ---------------------------------------------------------------------------
+
+/// Nonces are a per-process counter followed by a random prefix
+/// (src/crypto/nonce.rs). A forked child inherits the counter, so it must
+/// draw its own prefix before its first seal: no nonce of a child equals one
+/// of its parent or of a sibling, even where the counters meet.
+#[test]
+fn a_forked_child_draws_its_own_nonce_prefix() {
+    const TEST: &str = "a_forked_child_draws_its_own_nonce_prefix";
+    match role(TEST) {
+        Role::Parent => assert_child_passed(TEST, "nonce"),
+        Role::Child(_) => {
+            let nonce = |e: &Enclave| e.sealed_bytes()[..24].to_vec();
+            let counter = |n: &[u8]| u64::from_le_bytes(n[..8].try_into().unwrap());
+            let parent_nonce = nonce(&Enclave::new(&mut b"in the parent".to_vec()).unwrap());
+            let mut from_children = Vec::new();
+            for _ in 0..2 {
+                let mut child = fork(|to_parent| {
+                    let Ok(first) = Enclave::new(&mut b"in the child".to_vec()) else {
+                        return 30;
+                    };
+                    let Ok(second) = Enclave::new(&mut b"in the child".to_vec()) else {
+                        return 31;
+                    };
+                    let mut both = nonce(&first);
+                    both.extend_from_slice(&nonce(&second));
+                    tell(&mut *to_parent, &both);
+                    0
+                });
+                let both = child.read_all();
+                expect("sealing child", &child, Ended::Exited(0));
+                assert_eq!(both.len(), 48, "the child sent two nonces");
+                from_children.push((both[..24].to_vec(), both[24..].to_vec()));
+            }
+            let after = nonce(&Enclave::new(&mut b"in the parent".to_vec()).unwrap());
+            for (first, second) in &from_children {
+                // The child continues the counter it inherited (so the
+                // counters of parent and children meet) ...
+                assert_eq!(counter(first), counter(&parent_nonce) + 1);
+                assert_eq!(counter(second), counter(first) + 1);
+                // ... under a prefix of its own, the same for its seals.
+                assert_eq!(first[8..], second[8..]);
+                assert_ne!(
+                    first[8..],
+                    parent_nonce[8..],
+                    "the child kept the parent's prefix"
+                );
+                assert_ne!(first, &after, "a child's nonce repeated in the parent");
+            }
+            assert_ne!(
+                from_children[0].0[8..],
+                from_children[1].0[8..],
+                "siblings share a prefix"
+            );
+            // The parent's prefix is unchanged, its counter goes on.
+            assert_eq!(after[8..], parent_nonce[8..]);
+            assert_eq!(counter(&after), counter(&parent_nonce) + 1);
+            mark("PASSED");
+        }
+        Role::Bystander => {}
+    }
+}

@@ -1,10 +1,12 @@
 //! Cryptographic helpers: the cipher, its MAC, the hash, constant-time
-//! comparison (and the plain copy beside it), randomness.
+//! comparison (and the plain copy beside it), randomness, nonces.
 
 pub(crate) mod cipher;
 pub(crate) mod ct;
 pub(crate) mod hash;
 pub(crate) mod mac;
+pub(crate) mod nonce;
+pub(crate) mod poly1305_64;
 mod random;
 // The vectorised Salsa20: `unsafe` for the intrinsics only (see its docs),
 // one unsafe operation per block, each with its own `// SAFETY:` comment.

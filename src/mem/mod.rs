@@ -210,6 +210,12 @@ pub(crate) fn fork_generation() -> u64 {
     fork::generation()
 }
 
+/// Whether the fork hooks are in place (installing them on the first call):
+/// without them [`fork_generation`] cannot tell a child from its parent.
+pub(crate) fn fork_hooks_installed() -> bool {
+    fork::install()
+}
+
 /// The system's page size.
 pub(crate) fn page_size() -> usize {
     use sys::Pages;
