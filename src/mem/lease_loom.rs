@@ -126,7 +126,10 @@ fn loom_model_lease_failed_barrier_leaves_the_borrow_to_the_owner() {
 /// The whole of `Region::lease`, `read_leased`, `end_lease` and `destroy`
 /// (request, then revoke after a fence), on a real [`BorrowState`]: the
 /// owner takes its lease while a destroy runs. Exactly one party destroys,
-/// and no read sees the wipe.
+/// and no read sees the wipe. (The fence pair between `lease` and
+/// `destroy` decides only how soon the wipe comes: without it the owner may
+/// hold a lease on a region whose destruction is pending, which is safe, and
+/// the wipe waits for `end_lease`; this model cannot tell the difference.)
 #[test]
 fn loom_model_lease_taken_while_a_destroy_runs() {
     use super::super::borrow::BorrowState;
