@@ -208,17 +208,17 @@ impl Queue {
     /// Drops the front chunk, read to its end. Its opened buffer, if any,
     /// is wiped at once and kept for the next chunk while there is one.
     fn retire_front(&mut self) {
-        let Some(Chunk {
+        if let Some(Chunk {
             body: Body::Opened(mut opened),
             ..
         }) = self.chunks.pop_front()
-        else {
-            return;
-        };
-        opened.end_lease();
-        if !self.chunks.is_empty() && opened.wipe().is_ok() {
-            self.reuse = Some(opened);
+        {
+            opened.end_lease();
+            if opened.wipe().is_ok() {
+                self.reuse = Some(opened);
+            }
         }
+        self.drop_reuse_if_empty();
     }
 
     /// Drops the front chunk, which failed with [`Error::DecryptionFailed`],
@@ -233,6 +233,15 @@ impl Queue {
             }
             self.len -= front.remaining();
             self.chunks.pop_front();
+        }
+        self.drop_reuse_if_empty();
+    }
+
+    /// Lets the kept buffer go once no chunk is queued: it is kept only
+    /// for a next chunk, never for an empty stream.
+    fn drop_reuse_if_empty(&mut self) {
+        if self.chunks.is_empty() {
+            self.reuse = None;
         }
     }
 
@@ -391,6 +400,7 @@ impl Stream {
         opened.freeze()?;
         q.len -= n;
         q.chunks.pop_front();
+        q.drop_reuse_if_empty();
         Ok(Some(opened))
     }
 
@@ -431,11 +441,13 @@ impl Stream {
                 keep
             });
             q.len = q.chunks.iter().map(Chunk::remaining).sum();
+            q.drop_reuse_if_empty();
             return Err(Error::DecryptionFailed);
         }
         all.freeze()?;
         q.chunks.clear();
         q.len = 0;
+        q.reuse = None;
         Ok(all)
     }
 
@@ -630,6 +642,29 @@ mod tests {
             std::sync::Arc::ptr_eq(&opened.region_for_tests(), &kept),
             "into the same buffer"
         );
+    }
+
+    #[test]
+    fn an_emptied_stream_keeps_no_buffer() {
+        let mut small = [0u8; 10];
+        for empty_it in 0..3 {
+            let mut s = Stream::with_chunk_size(1000);
+            s.write_all(&pattern(3000)).unwrap();
+            for _ in 0..100 {
+                s.read_exact(&mut small).unwrap();
+            }
+            assert!(s.queue_mut().reuse.is_some());
+            match empty_it {
+                0 => drop(s.drain().unwrap()),
+                1 => while s.next_chunk().unwrap().is_some() {},
+                _ => {
+                    let mut rest = Vec::new();
+                    s.read_to_end(&mut rest).unwrap();
+                }
+            }
+            assert!(s.is_empty());
+            assert!(s.queue_mut().reuse.is_none(), "way {empty_it}");
+        }
     }
 
     #[test]
