@@ -45,7 +45,7 @@ impl Model {
 
     /// The owner's read: `None` once revoked, else the bytes, never wiped.
     fn read(&self) -> Option<[u8; 2]> {
-        // SAFETY (model): loom checks that no write races this read.
+        // SAFETY: in the model, loom checks that no write races this read.
         let bytes = self.lease.read(|| self.bytes.with(|b| unsafe { *b }))?;
         assert_eq!(bytes, LIVE, "a read under the lease saw wiped bytes");
         Some(bytes)
@@ -55,7 +55,7 @@ impl Model {
     fn purge(&self) {
         if self.lease.revoke(|| true) {
             self.releases.fetch_add(1, Ordering::Relaxed);
-            // SAFETY (model): loom checks that no read races this write.
+            // SAFETY: in the model, loom checks that no read races this write.
             self.bytes.with_mut(|b| unsafe { *b = [0; 2] });
         }
     }
@@ -145,7 +145,7 @@ fn loom_model_lease_taken_while_a_destroy_runs() {
     impl Region {
         fn wipe(&self) {
             self.destroyers.fetch_add(1, Ordering::Relaxed);
-            // SAFETY (model): loom checks that no read races this write.
+            // SAFETY: in the model, loom checks that no read races this write.
             self.bytes.with_mut(|b| unsafe { *b = [0; 2] });
         }
         fn end_lease(&self) {
@@ -188,7 +188,7 @@ fn loom_model_lease_taken_while_a_destroy_runs() {
             let region = Arc::clone(&region);
             thread::spawn(move || {
                 if region.lease() {
-                    // SAFETY (model): loom checks that no write races this.
+                    // SAFETY: in the model, loom checks that no write races this.
                     if let Some(bytes) = region.lease.read(|| region.bytes.with(|b| unsafe { *b }))
                     {
                         assert_eq!(bytes, LIVE, "a read under the lease saw wiped bytes");
