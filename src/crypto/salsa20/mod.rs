@@ -311,4 +311,4 @@ fn counter_words<const N: usize>(counter: u64) -> ([u32; N], [u32; N]) {
 #[cfg(test)]
 mod libsodium_tests;
 #[cfg(test)]
-pub(crate) mod tests;
+pub(super) mod tests;

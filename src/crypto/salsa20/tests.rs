@@ -6,22 +6,17 @@ use ::salsa20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
 use super::*;
 
 /// A small deterministic generator (xorshift64*), seeded per test so that a
-/// failure can be replayed; the seed is in the assertion message. The
-/// crypto layer's other tests (Poly1305) use it too.
-pub(crate) struct Rng(u64);
+/// failure can be replayed; the seed is in the assertion message.
+pub(super) struct Rng(u64);
 
 impl Rng {
-    /// A generator from a fixed seed (made odd, so never the stuck zero).
-    pub(crate) fn with_seed(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
     pub(super) fn seeded() -> (Rng, u64) {
         let mut b = [0u8; 8];
         getrandom::fill(&mut b).expect("getrandom");
         let seed = u64::from_le_bytes(b) | 1;
         (Rng(seed), seed)
     }
-    pub(crate) fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -30,10 +25,10 @@ impl Rng {
     pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-    pub(crate) fn bytes<const N: usize>(&mut self) -> [u8; N] {
+    pub(super) fn bytes<const N: usize>(&mut self) -> [u8; N] {
         std::array::from_fn(|_| self.next() as u8)
     }
-    pub(crate) fn vec(&mut self, n: usize) -> Vec<u8> {
+    pub(super) fn vec(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next() as u8).collect()
     }
 }
