@@ -199,7 +199,9 @@ mod tests {
         t.unprotected_as_bytes().try_into().unwrap()
     }
 
-    /// xorshift64*: reproducible bytes and lengths.
+    /// xorshift64*: reproducible bytes and lengths. A copy of the crypto
+    /// layer's test generator (`salsa20::tests::Rng`): this file is also
+    /// compiled into `benches/enclave.rs`, where that module does not exist.
     struct Rng(u64);
     impl Rng {
         fn next(&mut self) -> u64 {
