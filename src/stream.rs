@@ -489,6 +489,7 @@ impl Stream {
     /// The queue without the lock: `&mut self` proves that no other thread
     /// holds it (what [`io::Read`] for an owned `Stream` uses, so that a
     /// 1-byte read does not pay for locking and unlocking a mutex).
+    #[inline]
     fn queue_mut(&mut self) -> &mut Queue {
         self.queue.get_mut().unwrap_or_else(|p| p.into_inner())
     }
