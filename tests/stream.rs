@@ -770,3 +770,188 @@ fn a_purge_during_a_read_loses_nothing() {
     assert_eq!((&s).read(&mut [0u8; 16]).unwrap(), 0);
     assert!(s.is_empty());
 }
+
+// ---------------------------------------------------------------------------
+// From outside: a purge wipes the chunk a small reader holds open
+// ---------------------------------------------------------------------------
+
+/// The chunk size of [`a_purge_wipes_the_opened_chunk_seen_from_outside`].
+#[cfg(target_os = "linux")]
+const OUTSIDE_CHUNK: usize = 256;
+/// Each byte of the child's positive control is the secret's XOR this.
+#[cfg(target_os = "linux")]
+const OUTSIDE_XOR: u8 = 0x5a;
+
+/// The child of [`a_purge_wipes_the_opened_chunk_seen_from_outside`]: a
+/// random secret made in guarded memory, written to a stream of three
+/// chunks; two 1-byte reads (the first opens the front chunk into a guarded
+/// buffer, the second reads it under the owner's lease); then a purge. It
+/// prints the positive control (the secret XOR 0x5a, in hex) and stops
+/// after each stage until the parent, which scans it, sends a byte.
+#[cfg(target_os = "linux")]
+fn outside_child() {
+    use memguard::LockedBuffer;
+    use memguard_testkit::child::mark;
+    use memguard_testkit::scan::hex;
+
+    let wait = |stage: &str| {
+        mark(&format!("STAGE {stage}"));
+        let mut go = [0u8; 1];
+        std::io::stdin()
+            .read_exact(&mut go)
+            .expect("the parent's go");
+    };
+    let mut secret = LockedBuffer::random(3 * OUTSIDE_CHUNK).expect("a random secret");
+    secret.melt().expect("melt");
+    // The control is made in guarded memory and copied out: the secret
+    // itself never passes through ordinary memory.
+    let flip = |b: &mut LockedBuffer| {
+        for byte in b.bytes_mut().expect("writable").iter_mut() {
+            *byte ^= OUTSIDE_XOR;
+        }
+    };
+    flip(&mut secret);
+    let control = secret.bytes().to_vec();
+    flip(&mut secret);
+    let mut s = Stream::with_chunk_size(OUTSIDE_CHUNK);
+    s.write_all(&secret.bytes()).expect("write");
+    drop(secret);
+    let mut one = [0u8; 1];
+    s.read_exact(&mut one).expect("the first byte");
+    s.read_exact(&mut one)
+        .expect("the second byte, under the lease");
+    mark(&format!("CONTROL {}", hex(&control)));
+    wait("opened");
+    memguard::purge();
+    wait("purged");
+    std::hint::black_box((&s, &control));
+}
+
+/// Issue 11, as an attacker who reads a process's memory sees it: while a
+/// small reader is part-way through a chunk, that chunk (and only it) is
+/// in plaintext, in locked memory left out of dumps; right after a purge,
+/// with the stream still alive and the chunk's buffer leased to it, no
+/// part of the secret is anywhere in the process. Runs on anonymous
+/// memory, which root can read (secret memory would hide the opened chunk
+/// from the scan as well, and the first check would fail).
+#[test]
+#[cfg(target_os = "linux")]
+fn a_purge_wipes_the_opened_chunk_seen_from_outside() {
+    use memguard_testkit::child::{child_command, role, Role};
+    use memguard_testkit::procfs::{mapping_of, read_smaps};
+    use memguard_testkit::scan::{scan, Needle};
+    use std::io::BufRead;
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    const TEST: &str = "a_purge_wipes_the_opened_chunk_seen_from_outside";
+    match role(TEST) {
+        Role::Bystander => return,
+        Role::Child(_) => return outside_child(),
+        Role::Parent => {}
+    }
+    let _serial = serial();
+    let mut child = child_command(TEST, &format!("{TEST}/run"))
+        .env("MEMGUARD_MEMORY_BACKEND", "anonymous")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the child");
+    let pid = child.id() as i32;
+    let mut to_child = child.stdin.take().expect("the child's stdin");
+    let stdout = child.stdout.take().expect("the child's stdout");
+    let (lines, from_child) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |prefix: &str| -> String {
+        loop {
+            match from_child.recv_timeout(Duration::from_secs(60)) {
+                // libtest's "test <name> ... " may begin the first line.
+                Ok(line) if line.contains(prefix) => {
+                    return line[line.find(prefix).unwrap_or(0)..].to_owned()
+                }
+                Ok(line) => seen.push(line),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "no {prefix:?} from the child; it printed:\n{}",
+                        seen.join("\n")
+                    );
+                }
+            }
+        }
+    };
+
+    let control_hex = wait_for("CONTROL ");
+    let control: Vec<u8> = (8..control_hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&control_hex[i..i + 2], 16).expect("hex"))
+        .collect();
+    assert_eq!(control.len(), 3 * OUTSIDE_CHUNK, "the control's length");
+    let secret: Vec<u8> = control.iter().map(|b| b ^ OUTSIDE_XOR).collect();
+    let needles = [
+        Needle {
+            name: "the front chunk, past the two bytes read",
+            bytes: &secret[2..OUTSIDE_CHUNK],
+        },
+        Needle {
+            name: "the two chunks still sealed",
+            bytes: &secret[OUTSIDE_CHUNK..],
+        },
+        Needle {
+            name: "control (secret ^ 0x5a, in an ordinary Vec)",
+            bytes: &control,
+        },
+    ];
+    for stage in ["opened", "purged"] {
+        wait_for(&format!("STAGE {stage}"));
+        let found = scan(pid, &needles).unwrap_or_else(|e| panic!("scan at {stage}: {e}"));
+        let [front, sealed, ctl] = &found.found[..] else {
+            panic!("three needles, three results")
+        };
+        assert!(
+            !ctl.whole.is_empty(),
+            "{stage}: the positive control was not found, so the scan cannot be trusted\n{}",
+            found.summary()
+        );
+        assert!(
+            sealed.hits.is_empty(),
+            "{stage}: chunks never read are in plaintext\n{}",
+            found.summary()
+        );
+        if stage == "opened" {
+            assert_eq!(
+                front.whole.len(),
+                1,
+                "opened: the front chunk should be open in one place\n{}",
+                found.summary()
+            );
+            let smaps = read_smaps(pid).expect("the child's smaps");
+            let m = mapping_of(&smaps, front.whole[0]).expect("the opened chunk's mapping");
+            assert!(
+                m.has_flag("lo") && m.has_flag("dd"),
+                "opened: the chunk is not in locked, undumpable memory: {}",
+                m.describe()
+            );
+        } else {
+            assert!(
+                front.hits.is_empty(),
+                "purged: the opened chunk is still in memory\n{}",
+                found.summary()
+            );
+        }
+        to_child.write_all(b"c").expect("tell the child to go on");
+    }
+    let status = child.wait().expect("wait for the child");
+    assert!(status.success(), "the child ended with {status}");
+}
