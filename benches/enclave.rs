@@ -134,6 +134,9 @@ mod nofork_testing;
 #[cfg(test)]
 mod mem {
     pub(crate) mod sys {
+        // Named only inside a #[test] function, which `cargo bench` (cfg(test)
+        // without the test harness) leaves out.
+        #[allow(unused_imports)]
         pub(crate) use crate::nofork_testing as testing;
     }
     pub(crate) use crate::wipe::scrub_stack;
