@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use memguard_testkit::child::{collect, killed_by, role_in, stdout, Role};
+use memguard_testkit::child::{collect, killed_by, role_in, stdout, Live, NotSeen, Role};
 
 fn piped(cmd: &mut Command) -> std::process::Child {
     cmd.stdin(Stdio::null())
@@ -52,6 +52,105 @@ fn roles_come_from_test_slash_scenario() {
     assert!(matches!(role_in(Some("t/a b"), "t"), Role::Child(s) if s == "a b"));
     assert!(matches!(role_in(Some("t2/x"), "t"), Role::Bystander));
     assert!(matches!(role_in(Some("t"), "t"), Role::Bystander));
+}
+
+/// Whether process `pid` exists (as anything but a reaped child).
+fn exists(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid as i32, 0) == 0 }
+}
+
+fn sh(script: &str) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", script]);
+    cmd
+}
+
+#[test]
+fn a_live_child_is_read_while_it_runs_and_given_its_input() {
+    let mut live = Live::start(
+        &mut sh("echo READY 1; read x; echo got $x; echo err >&2; exit 5"),
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    let ready = live.wait_for(|t| {
+        t.lines()
+            .find(|l| l.starts_with("READY"))
+            .map(str::to_owned)
+    });
+    assert_eq!(ready.unwrap(), "READY 1");
+    // It still runs: it waits for its line.
+    assert!(exists(live.id()));
+    live.send(b"hello\n").unwrap();
+    let ended = live.finish();
+    assert_eq!(ended.status.unwrap().and_then(|s| s.code()), Some(5));
+    assert_eq!(ended.stdout, b"READY 1\ngot hello\n");
+    assert_eq!(ended.stderr, b"err\n");
+}
+
+#[test]
+fn wait_for_sees_only_complete_lines_while_the_child_runs() {
+    let mut live = Live::start(
+        &mut sh("printf REA; sleep 0.3; echo DY hardened=true; sleep 30"),
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    let ready = live.wait_for(|t| t.lines().find(|l| l.starts_with("REA")).map(str::to_owned));
+    assert_eq!(ready.unwrap(), "READY hardened=true");
+}
+
+#[test]
+fn wait_for_says_when_the_child_ended_first_and_how() {
+    let mut live = Live::start(
+        &mut sh("printf 'no newline'; exit 4"),
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    match live.wait_for(|t| t.contains("READY").then_some(())) {
+        Err(NotSeen::Ended(status)) => assert_eq!(status.code(), Some(4)),
+        other => panic!("{other:?}"),
+    }
+    // Once it has ended, the last line counts without its newline.
+    let mut live = Live::start(&mut sh("printf READY; exit 0"), Duration::from_secs(20)).unwrap();
+    assert!(live.wait_for(|t| t.contains("READY").then_some(())).is_ok());
+}
+
+#[test]
+fn wait_for_gives_up_at_the_deadline_and_drop_kills_the_child() {
+    let started = Instant::now();
+    let mut live = Live::start(&mut sh("exec sleep 30"), Duration::from_millis(200)).unwrap();
+    let pid = live.id();
+    assert!(matches!(
+        live.wait_for(|t| t.contains("READY").then_some(())),
+        Err(NotSeen::TimedOut)
+    ));
+    assert!(exists(pid), "still running at its deadline");
+    drop(live);
+    assert!(!exists(pid), "dropped, but still there");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn finish_by_kills_a_child_still_running_at_the_deadline() {
+    let started = Instant::now();
+    // It ignores the end of its input.
+    let mut live = Live::start(
+        &mut sh("echo before; exec sleep 30"),
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    let ended = live.finish_by(Instant::now() + Duration::from_millis(200));
+    assert!(matches!(ended.status, Ok(None)), "{:?}", ended.status);
+    assert_eq!(ended.stdout, b"before\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[cfg(target_os = "linux")]
