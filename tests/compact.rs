@@ -14,13 +14,12 @@ mod forked;
 #[path = "support/scan.rs"]
 mod scan;
 
-use std::process::Output;
 use std::time::Duration;
 
 use forked::{fork, Ended};
 use memguard::{CompactMode, Enclave, Error, LockedBuffer, Protections};
 use support::procfs::{is_mapped, locked_bytes, perms};
-use support::{assert_killed_by, mark, role, run, survived, Role};
+use support::{assert_killed_by, assert_passed, mark, role, run, run_passing, survived, Role};
 
 const SIGABRT: i32 = 6;
 const SIGSEGV: i32 = 11;
@@ -33,15 +32,6 @@ fn page_size() -> usize {
 fn enforce_memlock_limit(bytes: u64) {
     support::set_memlock_limit(bytes);
     support::drop_capabilities();
-}
-
-/// Asserts the child exited 0 after printing `marker`.
-fn assert_passed(out: &Output, marker: &str, what: &str) {
-    assert!(
-        out.status.success() && support::stdout(out).contains(marker),
-        "{what}: expected a clean exit with {marker:?}\n{}",
-        support::describe(out)
-    );
 }
 
 /// The number of mappings (lines of /proc/self/maps).
@@ -149,8 +139,7 @@ fn thousand_open_secrets_fit_64_kib_without_cap_ipc_lock() {
         Role::Bystander => {}
         Role::Parent => {
             for mode in ["automatic", "always"] {
-                let out = run(TEST, mode);
-                assert_passed(&out, "THOUSAND-OK", &format!("1,000 secrets [{mode}]"));
+                run_passing(TEST, mode, "THOUSAND-OK");
             }
         }
         Role::Child(mode) => {
@@ -397,10 +386,7 @@ fn a_forked_child_sees_nothing_of_compact_secrets() {
     const TEST: &str = "a_forked_child_sees_nothing_of_compact_secrets";
     match role(TEST) {
         Role::Bystander => {}
-        Role::Parent => {
-            let out = run(TEST, "fork");
-            assert_passed(&out, "FORK-OK", "fork with compact secrets");
-        }
+        Role::Parent => run_passing(TEST, "fork", "FORK-OK"),
         Role::Child(_) => {
             memguard::set_compact_mode(CompactMode::Always);
             let frozen = LockedBuffer::from_bytes(&mut secret(1)).unwrap();
@@ -485,10 +471,7 @@ fn purge_wipes_compact_secrets_and_unmaps_their_slabs() {
     const TEST: &str = "purge_wipes_compact_secrets_and_unmaps_their_slabs";
     match role(TEST) {
         Role::Bystander => {}
-        Role::Parent => {
-            let out = run(TEST, "purge");
-            assert_passed(&out, "PURGE-OK", "purge of compact secrets");
-        }
+        Role::Parent => run_passing(TEST, "purge", "PURGE-OK"),
         Role::Child(_) => {
             memguard::set_compact_mode(CompactMode::Always);
             let bufs: Vec<LockedBuffer> = (0..300)
@@ -538,8 +521,7 @@ fn automatic_mode_gives_own_pages_within_the_budget_then_compact() {
         Role::Bystander => {}
         Role::Parent => {
             for scenario in ["automatic", "never"] {
-                let out = run(TEST, scenario);
-                assert_passed(&out, "AUTOMATIC-OK", scenario);
+                run_passing(TEST, scenario, "AUTOMATIC-OK");
             }
         }
         Role::Child(scenario) => {
@@ -605,8 +587,7 @@ fn open_timeout_waits_for_a_free_then_gives_the_error() {
         Role::Bystander => {}
         Role::Parent => {
             for scenario in ["never", "always"] {
-                let out = run(TEST, scenario);
-                assert_passed(&out, "WAIT-OK", scenario);
+                run_passing(TEST, scenario, "WAIT-OK");
             }
         }
         Role::Child(scenario) => {
@@ -674,8 +655,7 @@ fn open_secrets_until_the_lock_limit_in_each_mode() {
         Role::Bystander => {}
         Role::Parent => {
             for mode in ["never", "automatic", "always", "never-8m"] {
-                let out = run(TEST, mode);
-                assert_passed(&out, "FIT-OK", mode);
+                run_passing(TEST, mode, "FIT-OK");
             }
         }
         Role::Child(mode) => {
@@ -736,8 +716,7 @@ fn no_access_between_uses_needs_pages_of_its_own() {
         Role::Bystander => {}
         Role::Parent => {
             for scenario in ["always", "default"] {
-                let out = run(TEST, scenario);
-                assert_passed(&out, "SEAL-OK", scenario);
+                run_passing(TEST, scenario, "SEAL-OK");
             }
         }
         Role::Child(scenario) => {
@@ -779,10 +758,7 @@ fn the_alias_of_a_frozen_slab_is_never_handed_out() {
     const TEST: &str = "the_alias_of_a_frozen_slab_is_never_handed_out";
     match role(TEST) {
         Role::Bystander => {}
-        Role::Parent => {
-            let out = run(TEST, "alias");
-            assert_passed(&out, "ALIAS-OK", "aliases");
-        }
+        Role::Parent => run_passing(TEST, "alias", "ALIAS-OK"),
         Role::Child(_) => {
             memguard::set_compact_mode(CompactMode::Always);
             let sealed = Enclave::new(&mut secret(11).to_vec()).unwrap();

@@ -22,7 +22,7 @@ use std::time::Duration;
 use forked::{fork, tell, Ended};
 use memguard::{Error, LockedBuffer, MemoryBackend, Protections};
 use support::procfs::perms;
-use support::{describe, mark, role, run, run_child_with, stdout, Role};
+use support::{describe, mark, role, run_child_with, run_passing, stdout, Role};
 
 const ENV: &str = "MEMGUARD_MEMORY_BACKEND";
 
@@ -38,15 +38,6 @@ fn secret_memory_here() -> bool {
         );
     }
     here
-}
-
-fn expect_ok(test: &str, marker: &str) {
-    let out = run(test, "main");
-    assert!(
-        out.status.success() && stdout(&out).contains(marker),
-        "{test}: the child did not finish (marker {marker:?})\n{}",
-        describe(&out)
-    );
 }
 
 /// This process's descriptors that are secret-memory files.
@@ -208,7 +199,7 @@ fn a_forked_child_neither_sees_nor_changes_secret_memory() {
             );
             mark("FORK-OK");
         }
-        Role::Parent => expect_ok(TEST, "FORK-OK"),
+        Role::Parent => run_passing(TEST, "main", "FORK-OK"),
     }
 }
 
@@ -249,7 +240,7 @@ fn many_buffers_share_one_secret_file() {
             assert_eq!(secret_fds(), 1);
             mark("SHARED-OK");
         }
-        Role::Parent => expect_ok(TEST, "SHARED-OK"),
+        Role::Parent => run_passing(TEST, "main", "SHARED-OK"),
     }
 }
 
@@ -292,6 +283,6 @@ fn secret_memory_counts_against_the_lock_limit() {
             LockedBuffer::new(32).expect("room again once buffers are gone");
             mark("LIMIT-OK");
         }
-        Role::Parent => expect_ok(TEST, "LIMIT-OK"),
+        Role::Parent => run_passing(TEST, "main", "LIMIT-OK"),
     }
 }

@@ -9,7 +9,7 @@ mod support;
 
 use support::data_perms;
 use support::procfs::perms;
-use support::{assert_killed_by, describe, mark, role, run, stdout, survived, Role};
+use support::{assert_killed_by, describe, mark, role, run, run_passing, stdout, survived, Role};
 
 use memguard::LockedBuffer;
 
@@ -20,15 +20,6 @@ fn sealed_secret() -> LockedBuffer {
     buf.set_no_access_between_uses(true).expect("seal");
     assert!(buf.is_sealed_between_uses());
     buf
-}
-
-fn expect_ok(test: &str, marker: &str) {
-    let out = run(test, "main");
-    assert!(
-        out.status.success() && stdout(&out).contains(marker),
-        "{test}: the child did not finish (marker {marker:?})\n{}",
-        describe(&out)
-    );
 }
 
 #[test]
@@ -89,7 +80,7 @@ fn a_raw_read_with_a_guard_held_reads_the_secret() {
             }
             mark("GUARD-OK");
         }
-        Role::Parent => expect_ok(TEST, "GUARD-OK"),
+        Role::Parent => run_passing(TEST, "main", "GUARD-OK"),
     }
 }
 
@@ -119,7 +110,7 @@ fn concurrent_guards_share_one_opening() {
             assert_eq!(perms(page).as_deref(), Some(&*data_perms("---")));
             mark("SHARED-OK");
         }
-        Role::Parent => expect_ok(TEST, "SHARED-OK"),
+        Role::Parent => run_passing(TEST, "main", "SHARED-OK"),
     }
 }
 

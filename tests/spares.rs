@@ -5,7 +5,7 @@ mod support;
 
 use support::data_perms;
 use support::procfs::{locked_bytes, perms};
-use support::{assert_killed_by, mark, role, run, set_memlock_limit, survived, Role};
+use support::{assert_killed_by, mark, role, run, run_passing, set_memlock_limit, survived, Role};
 
 // Spare mappings: the wiped, sealed-off mappings of destroyed one-page
 // buffers that memguard keeps for reuse (`memguard::set_spare_limit`).
@@ -20,16 +20,6 @@ const SIGSEGV: i32 = 11;
 
 fn page() -> usize {
     rustix::param::page_size()
-}
-
-/// Runs the child of `test` and requires a clean exit after `marker`.
-fn expect_child_ok(test: &str, marker: &str) {
-    let out = run(test, "main");
-    assert!(
-        out.status.success() && support::stdout(&out).contains(marker),
-        "{test}: the child did not finish (marker {marker:?})\n{}",
-        support::describe(&out)
-    );
 }
 
 /// The page that holds the start of `buf`'s data.
@@ -77,7 +67,7 @@ fn a_destroyed_one_page_buffer_is_wiped_sealed_off_and_reused() {
             assert_eq!(memguard::spare_mappings(), 1);
             mark("REUSED-WIPED");
         }
-        Role::Parent => expect_child_ok(TEST, "REUSED-WIPED"),
+        Role::Parent => run_passing(TEST, "main", "REUSED-WIPED"),
     }
 }
 
@@ -101,7 +91,7 @@ fn a_frozen_buffer_from_open_is_wiped_before_it_is_kept() {
             assert!(again.bytes().iter().all(|&b| b == 0));
             mark("OPENED-WIPED");
         }
-        Role::Parent => expect_child_ok(TEST, "OPENED-WIPED"),
+        Role::Parent => run_passing(TEST, "main", "OPENED-WIPED"),
     }
 }
 
@@ -151,7 +141,7 @@ fn spares_are_bounded_and_purge_unmaps_them() {
             assert!(addrs.iter().all(|&a| perms(a).is_none()), "purge unmaps");
             mark("BOUNDED-PURGED");
         }
-        Role::Parent => expect_child_ok(TEST, "BOUNDED-PURGED"),
+        Role::Parent => run_passing(TEST, "main", "BOUNDED-PURGED"),
     }
 }
 
@@ -176,7 +166,7 @@ fn a_buffer_destroyed_after_a_purge_is_unmapped_not_kept() {
             assert_eq!(memguard::spare_mappings(), 0);
             mark("DEFERRED-UNMAPPED");
         }
-        Role::Parent => expect_child_ok(TEST, "DEFERRED-UNMAPPED"),
+        Role::Parent => run_passing(TEST, "main", "DEFERRED-UNMAPPED"),
     }
 }
 
@@ -235,7 +225,7 @@ fn setting_the_limit_to_zero_unmaps_the_spares() {
             assert_eq!(perms(addr), None, "with 0, a destroyed buffer is unmapped");
             mark("ZERO-UNMAPPED");
         }
-        Role::Parent => expect_child_ok(TEST, "ZERO-UNMAPPED"),
+        Role::Parent => run_passing(TEST, "main", "ZERO-UNMAPPED"),
     }
 }
 
@@ -270,7 +260,7 @@ fn spares_give_way_when_the_lock_limit_is_reached() {
             assert!(big.is_alive());
             mark("SPARES-GAVE-WAY");
         }
-        Role::Parent => expect_child_ok(TEST, "SPARES-GAVE-WAY"),
+        Role::Parent => run_passing(TEST, "main", "SPARES-GAVE-WAY"),
     }
 }
 
@@ -323,6 +313,6 @@ fn a_forked_child_does_not_take_its_parents_spares() {
             assert_eq!(data_page(&again), addr);
             mark("FORK-CHECKED");
         }
-        Role::Parent => expect_child_ok(TEST, "FORK-CHECKED"),
+        Role::Parent => run_passing(TEST, "main", "FORK-CHECKED"),
     }
 }

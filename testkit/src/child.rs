@@ -411,6 +411,28 @@ pub fn run(test: &str, scenario: &str) -> Output {
     out
 }
 
+/// Whether the child exited 0 after printing `marker`.
+pub fn passed(out: &Output, marker: &str) -> bool {
+    out.status.success() && stdout(out).contains(marker)
+}
+
+/// Asserts the child [`passed`]: exited 0 after printing `marker`; `what`
+/// names it in the message.
+pub fn assert_passed(out: &Output, marker: &str, what: &str) {
+    assert!(
+        passed(out, marker),
+        "{what}: expected a clean exit with {marker:?}\n{}",
+        describe(out)
+    );
+}
+
+/// [`run`]s `scenario` of `test` and asserts it exited 0 after printing
+/// `marker` (see [`assert_passed`]).
+pub fn run_passing(test: &str, scenario: &str, marker: &str) {
+    let out = run(test, scenario);
+    assert_passed(&out, marker, &format!("{test} [{scenario}]"));
+}
+
 // ---------------------------------------------------------------------------
 // Marks: what a child prints before an action that should kill it
 // ---------------------------------------------------------------------------

@@ -4,7 +4,10 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use memguard_testkit::child::{collect, killed_by, role_in, stdout, Live, NotSeen, Role};
+use memguard_testkit::child::{
+    collect, describe, killed_by, mark, passed, role, role_in, run, run_passing, stdout, Live,
+    NotSeen, Role,
+};
 
 fn piped(cmd: &mut Command) -> std::process::Child {
     cmd.stdin(Stdio::null())
@@ -54,6 +57,32 @@ fn roles_come_from_test_slash_scenario() {
     assert!(matches!(role_in(Some("t"), "t"), Role::Bystander));
 }
 
+/// A scenario passes only by exiting 0 after its marker.
+#[test]
+fn run_passing_needs_a_clean_exit_after_the_marker() {
+    const TEST: &str = "run_passing_needs_a_clean_exit_after_the_marker";
+    match role(TEST) {
+        Role::Bystander => {}
+        Role::Child(scenario) => match scenario.as_str() {
+            "passes" => mark("FINE"),
+            "no-marker" => {}
+            _ => {
+                mark("FINE");
+                std::process::exit(3)
+            }
+        },
+        Role::Parent => {
+            run_passing(TEST, "passes", "FINE");
+            // (No panics here: another test forks meanwhile, and a panic
+            // in progress would leave its locks held in that child.)
+            for scenario in ["no-marker", "fails-after-it"] {
+                let out = run(TEST, scenario);
+                assert!(!passed(&out, "FINE"), "{scenario}: {}", describe(&out));
+            }
+        }
+    }
+}
+
 /// Whether process `pid` exists (as anything but a reaped child).
 fn exists(pid: u32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
@@ -91,7 +120,7 @@ fn a_live_child_is_read_while_it_runs_and_given_its_input() {
 #[test]
 fn wait_for_sees_only_complete_lines_while_the_child_runs() {
     let mut live = Live::start(
-        &mut sh("printf REA; sleep 0.3; echo DY hardened=true; sleep 30"),
+        &mut sh("printf REA; sleep 0.3; echo DY hardened=true; exec sleep 30"),
         Duration::from_secs(20),
     )
     .unwrap();
