@@ -433,6 +433,22 @@ pub fn run_passing(test: &str, scenario: &str, marker: &str) {
     assert_passed(&out, marker, &format!("{test} [{scenario}]"));
 }
 
+/// The whole of a test that runs in children and must pass there: in the
+/// parent, each of `scenarios` of `test` is [`run_passing`] (exit 0 after
+/// printing `marker`); in a child for one of them, `body` plays it; in a
+/// child for another test, nothing happens.
+pub fn passes_in_children(test: &str, scenarios: &[&str], marker: &str, body: impl FnOnce(&str)) {
+    match role(test) {
+        Role::Bystander => {}
+        Role::Child(scenario) => body(&scenario),
+        Role::Parent => {
+            for scenario in scenarios {
+                run_passing(test, scenario, marker);
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Marks: what a child prints before an action that should kill it
 // ---------------------------------------------------------------------------

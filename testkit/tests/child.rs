@@ -5,8 +5,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use memguard_testkit::child::{
-    collect, describe, killed_by, mark, passed, role, role_in, run, run_passing, stdout, Live,
-    NotSeen, Role,
+    child_scenario, collect, describe, killed_by, mark, passed, passes_in_children, role, role_in,
+    run, run_passing, stdout, Live, NotSeen, Role,
 };
 
 fn piped(cmd: &mut Command) -> std::process::Child {
@@ -79,6 +79,28 @@ fn run_passing_needs_a_clean_exit_after_the_marker() {
                 let out = run(TEST, scenario);
                 assert!(!passed(&out, "FINE"), "{scenario}: {}", describe(&out));
             }
+        }
+    }
+}
+
+/// Each scenario is played in a child of its own, and the body runs
+/// nowhere else.
+#[test]
+fn passes_in_children_plays_each_scenario_in_a_child() {
+    const TEST: &str = "passes_in_children_plays_each_scenario_in_a_child";
+    let played = |parent: u32, scenario: &str| {
+        std::env::temp_dir().join(format!("memguard-testkit-played-{parent}-{scenario}"))
+    };
+    passes_in_children(TEST, &["one", "two"], "PLAYED", |scenario| {
+        assert!(child_scenario().is_some(), "the body ran in the parent");
+        std::fs::write(played(std::os::unix::process::parent_id(), scenario), b"").unwrap();
+        mark("PLAYED");
+    });
+    if child_scenario().is_none() {
+        for scenario in ["one", "two"] {
+            let file = played(std::process::id(), scenario);
+            assert!(file.exists(), "{scenario} was not played");
+            std::fs::remove_file(file).unwrap();
         }
     }
 }
