@@ -114,6 +114,13 @@ fn exists(pid: u32) -> bool {
     unsafe { libc::kill(pid as i32, 0) == 0 }
 }
 
+/// The first line of `text` that starts with `prefix`.
+fn line_from(text: &str, prefix: &str) -> Option<String> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .map(str::to_owned)
+}
+
 fn sh(script: &str) -> Command {
     let mut cmd = Command::new("sh");
     cmd.args(["-c", script]);
@@ -127,11 +134,7 @@ fn a_live_child_is_read_while_it_runs_and_given_its_input() {
         Duration::from_secs(20),
     )
     .unwrap();
-    let ready = live.wait_for(|t| {
-        t.lines()
-            .find(|l| l.starts_with("READY"))
-            .map(str::to_owned)
-    });
+    let ready = live.wait_for(|t| line_from(t, "READY"));
     assert_eq!(ready.unwrap(), "READY 1");
     // It still runs: it waits for its line.
     assert!(exists(live.id()));
@@ -149,7 +152,7 @@ fn wait_for_sees_only_complete_lines_while_the_child_runs() {
         Duration::from_secs(20),
     )
     .unwrap();
-    let ready = live.wait_for(|t| t.lines().find(|l| l.starts_with("REA")).map(str::to_owned));
+    let ready = live.wait_for(|t| line_from(t, "REA"));
     assert_eq!(ready.unwrap(), "READY hardened=true");
 }
 
