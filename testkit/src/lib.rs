@@ -20,6 +20,9 @@
 //! - [`sodium`]: libsodium loaded at run time, the reference of the
 //!   cipher's tests and the baseline of its benchmarks.
 
+// Every unsafe block says why it holds, as in the library.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod child;
 #[cfg(target_os = "linux")]
 pub mod fork;
