@@ -103,9 +103,9 @@ use benchops::floors::{KEY, NONCE};
 use benchops::{template, Body, Spares};
 use ops::{bench_rows, op};
 
-/// libsodium, the baseline (`benches/support/sodium.rs`).
-#[path = "support/sodium.rs"]
-mod sodium;
+/// libsodium, the baseline: loaded at run time by the workspace's test
+/// tooling (`testkit/src/sodium.rs`), shared with the crate's tests.
+use memguard_testkit::sodium;
 
 // The crate's own cipher, compiled in from its source (it is internal), for
 // the breakdown of a 32-byte seal: the same code `Enclave` runs.
@@ -122,9 +122,11 @@ mod poly1305_64;
 #[path = "../src/crypto/salsa20/mod.rs"]
 mod salsa20;
 // `cargo clippy --all-targets` builds this file with cfg(test), and with it
-// the keystream's test modules, whose libsodium comparison loads the library
-// through `crate::mem::sys::testing`: here, the platform layer's stand-in
-// that loads nothing (and reads no stack: the stack-scrub test returns).
+// the cipher's and keystream's test modules (the libsodium comparison loads
+// the library through `memguard_testkit::sodium`, a dev-dependency here
+// too). The stack-scrub test reads the stack through
+// `crate::mem::sys::testing`: here, the platform layer's stand-in that reads
+// no stack (the test returns).
 #[cfg(test)]
 #[allow(dead_code)]
 #[path = "../src/mem/sys/nofork_testing.rs"]
@@ -132,6 +134,9 @@ mod nofork_testing;
 #[cfg(test)]
 mod mem {
     pub(crate) mod sys {
+        // Named only inside a #[test] function, which `cargo bench` (cfg(test)
+        // without the test harness) leaves out.
+        #[allow(unused_imports)]
         pub(crate) use crate::nofork_testing as testing;
     }
     pub(crate) use crate::wipe::scrub_stack;
@@ -149,7 +154,7 @@ const HUGE: usize = 16 * MIB;
 fn seal_open_32(c: &mut Criterion) {
     let mut g = c.benchmark_group("seal_open_32");
     let tmpl: [u8; 32] = template(32).try_into().expect("32 bytes");
-    sodium::init();
+    let libsodium = sodium::required();
     let rows = vec![
         ("raw_seal_plus_open", op(|| benchops::raw_seal_open(32))),
         (
@@ -158,9 +163,11 @@ fn seal_open_32(c: &mut Criterion) {
                 let mut c = [0u8; 48];
                 Ok(Body::new(move || {
                     let m = black_box(tmpl);
-                    sodium::seal(&mut c, &m, &NONCE, &KEY);
+                    libsodium.secretbox_easy(&mut c, &m, &NONCE, &KEY);
                     let mut back = [0u8; 32];
-                    sodium::open(&mut back, black_box(&c), &NONCE, &KEY);
+                    let opened =
+                        libsodium.secretbox_open_easy(&mut back, black_box(&c), &NONCE, &KEY);
+                    assert!(opened, "crypto_secretbox_open_easy: forged");
                     black_box(back);
                     Ok(())
                 }))
@@ -332,6 +339,7 @@ fn throughput_for(
     };
     g.throughput(Throughput::Bytes(n as u64));
     let tmpl = template(n);
+    let libsodium = sodium::required();
     let rows = vec![
         ("raw", op(move || benchops::raw_seal_open(n))),
         (
@@ -343,8 +351,10 @@ fn throughput_for(
                         (vec![0u8; n], vec![0u8; n + 16], vec![0u8; n]);
                     Ok(Body::new(move || {
                         src.copy_from_slice(&tmpl);
-                        sodium::seal(&mut c, black_box(&src), &NONCE, &KEY);
-                        sodium::open(&mut back, black_box(&c), &NONCE, &KEY);
+                        libsodium.secretbox_easy(&mut c, black_box(&src), &NONCE, &KEY);
+                        let opened =
+                            libsodium.secretbox_open_easy(&mut back, black_box(&c), &NONCE, &KEY);
+                        assert!(opened, "crypto_secretbox_open_easy: forged");
                         Ok(())
                     }))
                 }
@@ -392,7 +402,7 @@ fn seal_open_throughput(c: &mut Criterion) {
 /// before, on the same key and bytes.
 fn poly1305(c: &mut Criterion) {
     use poly1305::universal_hash::KeyInit as _;
-    sodium::init();
+    let libsodium = sodium::required();
     let mut g = c.benchmark_group("poly1305");
     let key = [0x5au8; 32];
     for n in [32, KIB, 2 * KIB, 3 * KIB, 4 * KIB, 16 * KIB, 64 * KIB, MIB] {
@@ -409,7 +419,7 @@ fn poly1305(c: &mut Criterion) {
             b.iter(|| black_box(poly1305_64::tag(black_box(&key), black_box(&data))))
         });
         g.bench_with_input(BenchmarkId::new("libsodium", &label), &n, |b, _| {
-            b.iter(|| black_box(sodium::poly1305(black_box(&data), black_box(&key))))
+            b.iter(|| black_box(libsodium.onetimeauth(black_box(&data), black_box(&key))))
         });
         g.bench_with_input(BenchmarkId::new("orion", &label), &n, |b, _| {
             b.iter(|| {
@@ -427,7 +437,7 @@ fn poly1305(c: &mut Criterion) {
 /// and Poly1305 (the crate's choice by length against
 /// `crypto_onetimeauth`).
 fn components(c: &mut Criterion) {
-    sodium::init();
+    let libsodium = sodium::required();
     let mut g = c.benchmark_group("components");
     let key = salsa20::Salsa20Key::new(&KEY, &[7; 8]);
     for n in [4 * KIB, MIB] {
@@ -442,7 +452,7 @@ fn components(c: &mut Criterion) {
             });
         }
         g.bench_with_input(BenchmarkId::new("salsa20_libsodium", &label), &n, |b, _| {
-            b.iter(|| sodium::salsa20_xor(&mut dst, black_box(&src), &[7; 8], &KEY))
+            b.iter(|| libsodium.stream_salsa20_xor_ic(&mut dst, black_box(&src), &[7; 8], 1, &KEY))
         });
         g.bench_with_input(BenchmarkId::new("poly1305_scalar64", &label), &n, |b, _| {
             b.iter(|| black_box(poly1305_64::tag(&KEY, black_box(&src))))
@@ -453,7 +463,7 @@ fn components(c: &mut Criterion) {
         g.bench_with_input(
             BenchmarkId::new("poly1305_libsodium", &label),
             &n,
-            |b, _| b.iter(|| black_box(sodium::poly1305(black_box(&src), &KEY))),
+            |b, _| b.iter(|| black_box(libsodium.onetimeauth(black_box(&src), &KEY))),
         );
     }
     g.finish();

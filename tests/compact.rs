@@ -14,13 +14,15 @@ mod forked;
 #[path = "support/scan.rs"]
 mod scan;
 
-use std::process::Output;
 use std::time::Duration;
 
 use forked::{fork, Ended};
 use memguard::{CompactMode, Enclave, Error, LockedBuffer, Protections};
 use support::procfs::{is_mapped, locked_bytes, perms};
-use support::{assert_killed_by, mark, role, run, survived, Role};
+use support::{
+    assert_killed_by, assert_passed, mark, passes_in_children, role, run, run_passing, survived,
+    Role,
+};
 
 const SIGABRT: i32 = 6;
 const SIGSEGV: i32 = 11;
@@ -33,15 +35,6 @@ fn page_size() -> usize {
 fn enforce_memlock_limit(bytes: u64) {
     support::set_memlock_limit(bytes);
     support::drop_capabilities();
-}
-
-/// Asserts the child exited 0 after printing `marker`.
-fn assert_passed(out: &Output, marker: &str, what: &str) {
-    assert!(
-        out.status.success() && support::stdout(out).contains(marker),
-        "{what}: expected a clean exit with {marker:?}\n{}",
-        support::describe(out)
-    );
 }
 
 /// The number of mappings (lines of /proc/self/maps).
@@ -149,8 +142,7 @@ fn thousand_open_secrets_fit_64_kib_without_cap_ipc_lock() {
         Role::Bystander => {}
         Role::Parent => {
             for mode in ["automatic", "always"] {
-                let out = run(TEST, mode);
-                assert_passed(&out, "THOUSAND-OK", &format!("1,000 secrets [{mode}]"));
+                run_passing(TEST, mode, "THOUSAND-OK");
             }
         }
         Role::Child(mode) => {
@@ -397,10 +389,7 @@ fn a_forked_child_sees_nothing_of_compact_secrets() {
     const TEST: &str = "a_forked_child_sees_nothing_of_compact_secrets";
     match role(TEST) {
         Role::Bystander => {}
-        Role::Parent => {
-            let out = run(TEST, "fork");
-            assert_passed(&out, "FORK-OK", "fork with compact secrets");
-        }
+        Role::Parent => run_passing(TEST, "fork", "FORK-OK"),
         Role::Child(_) => {
             memguard::set_compact_mode(CompactMode::Always);
             let frozen = LockedBuffer::from_bytes(&mut secret(1)).unwrap();
@@ -485,10 +474,7 @@ fn purge_wipes_compact_secrets_and_unmaps_their_slabs() {
     const TEST: &str = "purge_wipes_compact_secrets_and_unmaps_their_slabs";
     match role(TEST) {
         Role::Bystander => {}
-        Role::Parent => {
-            let out = run(TEST, "purge");
-            assert_passed(&out, "PURGE-OK", "purge of compact secrets");
-        }
+        Role::Parent => run_passing(TEST, "purge", "PURGE-OK"),
         Role::Child(_) => {
             memguard::set_compact_mode(CompactMode::Always);
             let bufs: Vec<LockedBuffer> = (0..300)
@@ -534,54 +520,45 @@ fn purge_wipes_compact_secrets_and_unmaps_their_slabs() {
 #[test]
 fn automatic_mode_gives_own_pages_within_the_budget_then_compact() {
     const TEST: &str = "automatic_mode_gives_own_pages_within_the_budget_then_compact";
-    match role(TEST) {
-        Role::Bystander => {}
-        Role::Parent => {
-            for scenario in ["automatic", "never"] {
-                let out = run(TEST, scenario);
-                assert_passed(&out, "AUTOMATIC-OK", scenario);
-            }
-        }
-        Role::Child(scenario) => {
-            let limit = 256 * 1024;
-            let page = page_size();
-            memguard::set_spare_limit(0);
-            enforce_memlock_limit(limit as u64);
-            if scenario == "never" {
-                memguard::set_compact_mode(CompactMode::Never);
-                let mut held = Vec::new();
-                let err = loop {
-                    match LockedBuffer::new(32) {
-                        Ok(b) => held.push(b),
-                        Err(e) => break e,
-                    }
-                };
-                assert!(matches!(err, Error::MemoryLock { .. }), "{err:?}");
-                assert!(held.iter().all(|b| !b.is_compact()));
-                assert_eq!(held.len(), limit / page, "one page each, as before");
-                mark("AUTOMATIC-OK never");
-                return;
-            }
+    passes_in_children(TEST, &["automatic", "never"], "AUTOMATIC-OK", |scenario| {
+        let limit = 256 * 1024;
+        let page = page_size();
+        memguard::set_spare_limit(0);
+        enforce_memlock_limit(limit as u64);
+        if scenario == "never" {
+            memguard::set_compact_mode(CompactMode::Never);
             let mut held = Vec::new();
-            for _ in 0..2000 {
-                held.push(LockedBuffer::new(32).unwrap());
-            }
-            let own = held.iter().take_while(|b| !b.is_compact()).count();
-            assert_eq!(own, limit / 4 / page, "own pages: a quarter of the limit");
-            assert!(held[..own]
-                .iter()
-                .all(|b| b.protections().contains(Protections::GUARD_PAGES)));
-            assert!(held[own..].iter().all(|b| b.is_compact()));
-            // Large buffers always get their own mapping.
-            let big = LockedBuffer::new(page / 16 + 1).unwrap();
-            assert!(!big.is_compact());
-            // Freeing own pages gives the budget back to own pages.
-            held.drain(..own);
-            let again = LockedBuffer::new(32).unwrap();
-            assert!(!again.is_compact());
-            mark(&format!("AUTOMATIC-OK: {own} own pages, then compact"));
+            let err = loop {
+                match LockedBuffer::new(32) {
+                    Ok(b) => held.push(b),
+                    Err(e) => break e,
+                }
+            };
+            assert!(matches!(err, Error::MemoryLock { .. }), "{err:?}");
+            assert!(held.iter().all(|b| !b.is_compact()));
+            assert_eq!(held.len(), limit / page, "one page each, as before");
+            mark("AUTOMATIC-OK never");
+            return;
         }
-    }
+        let mut held = Vec::new();
+        for _ in 0..2000 {
+            held.push(LockedBuffer::new(32).unwrap());
+        }
+        let own = held.iter().take_while(|b| !b.is_compact()).count();
+        assert_eq!(own, limit / 4 / page, "own pages: a quarter of the limit");
+        assert!(held[..own]
+            .iter()
+            .all(|b| b.protections().contains(Protections::GUARD_PAGES)));
+        assert!(held[own..].iter().all(|b| b.is_compact()));
+        // Large buffers always get their own mapping.
+        let big = LockedBuffer::new(page / 16 + 1).unwrap();
+        assert!(!big.is_compact());
+        // Freeing own pages gives the budget back to own pages.
+        held.drain(..own);
+        let again = LockedBuffer::new(32).unwrap();
+        assert!(!again.is_compact());
+        mark(&format!("AUTOMATIC-OK: {own} own pages, then compact"));
+    });
 }
 
 // ---------------------------------------------------------------------------
@@ -601,65 +578,56 @@ fn thread_cpu() -> Duration {
 #[test]
 fn open_timeout_waits_for_a_free_then_gives_the_error() {
     const TEST: &str = "open_timeout_waits_for_a_free_then_gives_the_error";
-    match role(TEST) {
-        Role::Bystander => {}
-        Role::Parent => {
-            for scenario in ["never", "always"] {
-                let out = run(TEST, scenario);
-                assert_passed(&out, "WAIT-OK", scenario);
+    passes_in_children(TEST, &["never", "always"], "WAIT-OK", |scenario| {
+        let mode = if scenario == "never" {
+            CompactMode::Never
+        } else {
+            CompactMode::Always
+        };
+        memguard::set_compact_mode(mode);
+        memguard::set_spare_limit(0);
+        // The session key first, then the budget used up.
+        let sealed = Enclave::new(&mut secret(7).to_vec()).unwrap();
+        enforce_memlock_limit(64 * 1024);
+        let mut held = Vec::new();
+        let refused = loop {
+            assert!(held.len() < 10_000, "the limit never bit");
+            match LockedBuffer::new(32) {
+                Ok(b) => held.push(b),
+                Err(e) => break e,
             }
+        };
+        assert!(matches!(refused, Error::MemoryLock { .. }), "{refused:?}");
+        // Nobody frees: the error after the timeout, sleeping.
+        let began = std::time::Instant::now();
+        let cpu = thread_cpu();
+        let got = LockedBuffer::new_timeout(32, Duration::from_millis(300));
+        let (waited, spent) = (began.elapsed(), thread_cpu() - cpu);
+        assert!(matches!(got, Err(Error::MemoryLock { .. })), "{got:?}");
+        assert!(waited >= Duration::from_millis(300), "waited {waited:?}");
+        assert!(
+            spent < Duration::from_millis(100),
+            "{spent:?} of CPU: a busy loop"
+        );
+        // Another thread frees one: the waiter gets it.
+        let last = held.pop().unwrap();
+        let freer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(last);
+        });
+        let got = if mode == CompactMode::Never {
+            sealed.open_timeout(Duration::from_secs(20))
+        } else {
+            LockedBuffer::new_timeout(32, Duration::from_secs(20))
+        };
+        freer.join().unwrap();
+        let got = got.expect("a buffer once another thread freed one");
+        if mode == CompactMode::Never {
+            assert!(got.equal_to(&secret(7)));
         }
-        Role::Child(scenario) => {
-            let mode = if scenario == "never" {
-                CompactMode::Never
-            } else {
-                CompactMode::Always
-            };
-            memguard::set_compact_mode(mode);
-            memguard::set_spare_limit(0);
-            // The session key first, then the budget used up.
-            let sealed = Enclave::new(&mut secret(7).to_vec()).unwrap();
-            enforce_memlock_limit(64 * 1024);
-            let mut held = Vec::new();
-            let refused = loop {
-                assert!(held.len() < 10_000, "the limit never bit");
-                match LockedBuffer::new(32) {
-                    Ok(b) => held.push(b),
-                    Err(e) => break e,
-                }
-            };
-            assert!(matches!(refused, Error::MemoryLock { .. }), "{refused:?}");
-            // Nobody frees: the error after the timeout, sleeping.
-            let began = std::time::Instant::now();
-            let cpu = thread_cpu();
-            let got = LockedBuffer::new_timeout(32, Duration::from_millis(300));
-            let (waited, spent) = (began.elapsed(), thread_cpu() - cpu);
-            assert!(matches!(got, Err(Error::MemoryLock { .. })), "{got:?}");
-            assert!(waited >= Duration::from_millis(300), "waited {waited:?}");
-            assert!(
-                spent < Duration::from_millis(100),
-                "{spent:?} of CPU: a busy loop"
-            );
-            // Another thread frees one: the waiter gets it.
-            let last = held.pop().unwrap();
-            let freer = std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(200));
-                drop(last);
-            });
-            let got = if mode == CompactMode::Never {
-                sealed.open_timeout(Duration::from_secs(20))
-            } else {
-                LockedBuffer::new_timeout(32, Duration::from_secs(20))
-            };
-            freer.join().unwrap();
-            let got = got.expect("a buffer once another thread freed one");
-            if mode == CompactMode::Never {
-                assert!(got.equal_to(&secret(7)));
-            }
-            assert_eq!(got.is_compact(), mode == CompactMode::Always);
-            mark(&format!("WAIT-OK [{scenario}]: {} held", held.len()));
-        }
-    }
+        assert_eq!(got.is_compact(), mode == CompactMode::Always);
+        mark(&format!("WAIT-OK [{scenario}]: {} held", held.len()));
+    });
 }
 
 // ---------------------------------------------------------------------------
@@ -674,8 +642,7 @@ fn open_secrets_until_the_lock_limit_in_each_mode() {
         Role::Bystander => {}
         Role::Parent => {
             for mode in ["never", "automatic", "always", "never-8m"] {
-                let out = run(TEST, mode);
-                assert_passed(&out, "FIT-OK", mode);
+                run_passing(TEST, mode, "FIT-OK");
             }
         }
         Role::Child(mode) => {
@@ -732,35 +699,26 @@ fn open_secrets_until_the_lock_limit_in_each_mode() {
 #[test]
 fn no_access_between_uses_needs_pages_of_its_own() {
     const TEST: &str = "no_access_between_uses_needs_pages_of_its_own";
-    match role(TEST) {
-        Role::Bystander => {}
-        Role::Parent => {
-            for scenario in ["always", "default"] {
-                let out = run(TEST, scenario);
-                assert_passed(&out, "SEAL-OK", scenario);
-            }
+    passes_in_children(TEST, &["always", "default"], "SEAL-OK", |scenario| {
+        if scenario == "always" {
+            memguard::set_compact_mode(CompactMode::Always);
+            let buf = LockedBuffer::from_bytes(&mut secret(4)).unwrap();
+            assert!(buf.is_compact());
+            let err = buf.set_no_access_between_uses(true).unwrap_err();
+            assert!(matches!(err, Error::CompactBuffer), "{err:?}");
+            assert!(err.to_string().contains("CompactMode::Never"), "{err}");
+            assert!(!buf.is_sealed_between_uses());
+            assert!(buf.equal_to(&secret(4)));
+            buf.set_no_access_between_uses(false).unwrap();
+        } else {
+            memguard::set_no_access_between_uses(true);
+            let buf = LockedBuffer::from_bytes(&mut secret(5)).unwrap();
+            assert!(!buf.is_compact());
+            assert!(buf.is_sealed_between_uses());
+            assert!(buf.equal_to(&secret(5)));
         }
-        Role::Child(scenario) => {
-            if scenario == "always" {
-                memguard::set_compact_mode(CompactMode::Always);
-                let buf = LockedBuffer::from_bytes(&mut secret(4)).unwrap();
-                assert!(buf.is_compact());
-                let err = buf.set_no_access_between_uses(true).unwrap_err();
-                assert!(matches!(err, Error::CompactBuffer), "{err:?}");
-                assert!(err.to_string().contains("CompactMode::Never"), "{err}");
-                assert!(!buf.is_sealed_between_uses());
-                assert!(buf.equal_to(&secret(4)));
-                buf.set_no_access_between_uses(false).unwrap();
-            } else {
-                memguard::set_no_access_between_uses(true);
-                let buf = LockedBuffer::from_bytes(&mut secret(5)).unwrap();
-                assert!(!buf.is_compact());
-                assert!(buf.is_sealed_between_uses());
-                assert!(buf.equal_to(&secret(5)));
-            }
-            mark("SEAL-OK");
-        }
-    }
+        mark("SEAL-OK");
+    });
 }
 
 // ---------------------------------------------------------------------------
@@ -779,10 +737,7 @@ fn the_alias_of_a_frozen_slab_is_never_handed_out() {
     const TEST: &str = "the_alias_of_a_frozen_slab_is_never_handed_out";
     match role(TEST) {
         Role::Bystander => {}
-        Role::Parent => {
-            let out = run(TEST, "alias");
-            assert_passed(&out, "ALIAS-OK", "aliases");
-        }
+        Role::Parent => run_passing(TEST, "alias", "ALIAS-OK"),
         Role::Child(_) => {
             memguard::set_compact_mode(CompactMode::Always);
             let sealed = Enclave::new(&mut secret(11).to_vec()).unwrap();

@@ -22,7 +22,9 @@ use std::time::Duration;
 use forked::{fork, tell, Ended};
 use memguard::{Error, LockedBuffer, MemoryBackend, Protections};
 use support::procfs::perms;
-use support::{describe, mark, role, run, run_child_with, stdout, Role};
+use support::{
+    describe, mark, passes_in_children, role, run_child_with, run_passing, stdout, Role,
+};
 
 const ENV: &str = "MEMGUARD_MEMORY_BACKEND";
 
@@ -38,15 +40,6 @@ fn secret_memory_here() -> bool {
         );
     }
     here
-}
-
-fn expect_ok(test: &str, marker: &str) {
-    let out = run(test, "main");
-    assert!(
-        out.status.success() && stdout(&out).contains(marker),
-        "{test}: the child did not finish (marker {marker:?})\n{}",
-        describe(&out)
-    );
 }
 
 /// This process's descriptors that are secret-memory files.
@@ -160,97 +153,89 @@ fn the_environment_variable_and_the_application_choose() {
 #[test]
 fn a_forked_child_neither_sees_nor_changes_secret_memory() {
     const TEST: &str = "a_forked_child_neither_sees_nor_changes_secret_memory";
-    match role(TEST) {
-        Role::Bystander => {}
-        Role::Child(_) => {
-            if !secret_memory_here() {
-                mark("FORK-OK (no secret memory)");
-                return;
-            }
-            let buf = LockedBuffer::from_bytes(&mut [0xA5; 48]).expect("allocate");
-            assert!(buf.protections().contains(Protections::ABSENT_IN_FORKS));
-            let data = buf.bytes().as_ptr() as usize;
-            assert_eq!(secret_fds(), 1, "one arena file");
-            let mut child = fork(|to_parent| {
-                // The data pages did not come along, and the arena files
-                // were closed by the fork hook: nothing can map them again.
-                let absent = perms(data).is_none();
-                let fds = secret_fds();
-                // A buffer made here gets secret memory of its own.
-                let own = LockedBuffer::from_bytes(&mut [0x3C; 16]).expect("allocate in child");
-                let own_secret = own.protections().contains(Protections::SECRET_MEMORY);
-                let own_ok = own.bytes().iter().all(|&b| b == 0x3C);
-                // The inherited buffer is dead here.
-                let dead = !buf.is_alive();
-                tell(
-                    to_parent,
-                    format!("absent={absent} fds={fds} own={own_secret},{own_ok} dead={dead}")
-                        .as_bytes(),
-                );
-                0
-            });
-            let said = String::from_utf8(child.read_all()).expect("text");
-            assert_eq!(
-                child.wait(Duration::from_secs(20)),
-                Ended::Exited(0),
-                "{said}"
-            );
-            assert_eq!(said, "absent=true fds=0 own=true,true dead=true");
-            assert!(
-                buf.bytes().iter().all(|&b| b == 0xA5),
-                "parent's bytes changed"
-            );
-            // Still the parent's shared mapping of the secret file.
-            assert!(
-                perms(data).is_some_and(|p| p.ends_with('s')),
-                "{:?}",
-                perms(data)
-            );
-            mark("FORK-OK");
+    passes_in_children(TEST, &["main"], "FORK-OK", |_| {
+        if !secret_memory_here() {
+            mark("FORK-OK (no secret memory)");
+            return;
         }
-        Role::Parent => expect_ok(TEST, "FORK-OK"),
-    }
+        let buf = LockedBuffer::from_bytes(&mut [0xA5; 48]).expect("allocate");
+        assert!(buf.protections().contains(Protections::ABSENT_IN_FORKS));
+        let data = buf.bytes().as_ptr() as usize;
+        assert_eq!(secret_fds(), 1, "one arena file");
+        let mut child = fork(|to_parent| {
+            // The data pages did not come along, and the arena files
+            // were closed by the fork hook: nothing can map them again.
+            let absent = perms(data).is_none();
+            let fds = secret_fds();
+            // A buffer made here gets secret memory of its own.
+            let own = LockedBuffer::from_bytes(&mut [0x3C; 16]).expect("allocate in child");
+            let own_secret = own.protections().contains(Protections::SECRET_MEMORY);
+            let own_ok = own.bytes().iter().all(|&b| b == 0x3C);
+            // The inherited buffer is dead here.
+            let dead = !buf.is_alive();
+            tell(
+                to_parent,
+                format!("absent={absent} fds={fds} own={own_secret},{own_ok} dead={dead}")
+                    .as_bytes(),
+            );
+            0
+        });
+        let said = String::from_utf8(child.read_all()).expect("text");
+        assert_eq!(
+            child.wait(Duration::from_secs(20)),
+            Ended::Exited(0),
+            "{said}"
+        );
+        assert_eq!(said, "absent=true fds=0 own=true,true dead=true");
+        assert!(
+            buf.bytes().iter().all(|&b| b == 0xA5),
+            "parent's bytes changed"
+        );
+        // Still the parent's shared mapping of the secret file.
+        assert!(
+            perms(data).is_some_and(|p| p.ends_with('s')),
+            "{:?}",
+            perms(data)
+        );
+        mark("FORK-OK");
+    });
 }
 
 #[test]
 fn many_buffers_share_one_secret_file() {
     const TEST: &str = "many_buffers_share_one_secret_file";
-    match role(TEST) {
-        Role::Bystander => {}
-        Role::Child(_) => {
-            if !secret_memory_here() {
-                mark("SHARED-OK (no secret memory)");
-                return;
-            }
-            memguard::set_spare_limit(0);
-            let mut bufs: Vec<LockedBuffer> = (0..64)
-                .map(|i| LockedBuffer::from_bytes(&mut [i as u8; 100]).expect("allocate"))
-                .collect();
-            bufs.push(LockedBuffer::new(3 * 4096 + 5).expect("allocate"));
-            assert_eq!(secret_fds(), 1, "64 small buffers and one larger: one file");
-            // Freed pieces are reused, zero-filled.
-            for b in bufs.drain(..32) {
-                b.destroy();
-            }
-            let again: Vec<LockedBuffer> = (0..32)
-                .map(|_| LockedBuffer::new(4096).expect("allocate"))
-                .collect();
-            assert!(again.iter().all(|b| b.bytes().iter().all(|&x| x == 0)));
-            assert_eq!(secret_fds(), 1, "reused, not a new file");
-            for (i, b) in bufs.iter().take(31).enumerate() {
-                assert!(b.bytes().iter().all(|&x| x == (i + 32) as u8));
-            }
-            // A buffer larger than a quarter of an arena gets its own file,
-            // closed with it.
-            let big = LockedBuffer::new(512 * 1024).expect("allocate");
-            assert!(big.protections().contains(Protections::SECRET_MEMORY));
-            assert_eq!(secret_fds(), 2);
-            big.destroy();
-            assert_eq!(secret_fds(), 1);
-            mark("SHARED-OK");
+    passes_in_children(TEST, &["main"], "SHARED-OK", |_| {
+        if !secret_memory_here() {
+            mark("SHARED-OK (no secret memory)");
+            return;
         }
-        Role::Parent => expect_ok(TEST, "SHARED-OK"),
-    }
+        memguard::set_spare_limit(0);
+        let mut bufs: Vec<LockedBuffer> = (0..64)
+            .map(|i| LockedBuffer::from_bytes(&mut [i as u8; 100]).expect("allocate"))
+            .collect();
+        bufs.push(LockedBuffer::new(3 * 4096 + 5).expect("allocate"));
+        assert_eq!(secret_fds(), 1, "64 small buffers and one larger: one file");
+        // Freed pieces are reused, zero-filled.
+        for b in bufs.drain(..32) {
+            b.destroy();
+        }
+        let again: Vec<LockedBuffer> = (0..32)
+            .map(|_| LockedBuffer::new(4096).expect("allocate"))
+            .collect();
+        assert!(again.iter().all(|b| b.bytes().iter().all(|&x| x == 0)));
+        assert_eq!(secret_fds(), 1, "reused, not a new file");
+        for (i, b) in bufs.iter().take(31).enumerate() {
+            assert!(b.bytes().iter().all(|&x| x == (i + 32) as u8));
+        }
+        // A buffer larger than a quarter of an arena gets its own file,
+        // closed with it.
+        let big = LockedBuffer::new(512 * 1024).expect("allocate");
+        assert!(big.protections().contains(Protections::SECRET_MEMORY));
+        assert_eq!(secret_fds(), 2);
+        big.destroy();
+        assert_eq!(secret_fds(), 1);
+        mark("SHARED-OK");
+    });
 }
 
 #[test]
@@ -292,6 +277,6 @@ fn secret_memory_counts_against_the_lock_limit() {
             LockedBuffer::new(32).expect("room again once buffers are gone");
             mark("LIMIT-OK");
         }
-        Role::Parent => expect_ok(TEST, "LIMIT-OK"),
+        Role::Parent => run_passing(TEST, "main", "LIMIT-OK"),
     }
 }

@@ -9,7 +9,9 @@ mod support;
 
 use support::data_perms;
 use support::procfs::perms;
-use support::{assert_killed_by, describe, mark, role, run, stdout, survived, Role};
+use support::{
+    assert_killed_by, describe, mark, passes_in_children, role, run, stdout, survived, Role,
+};
 
 use memguard::LockedBuffer;
 
@@ -20,15 +22,6 @@ fn sealed_secret() -> LockedBuffer {
     buf.set_no_access_between_uses(true).expect("seal");
     assert!(buf.is_sealed_between_uses());
     buf
-}
-
-fn expect_ok(test: &str, marker: &str) {
-    let out = run(test, "main");
-    assert!(
-        out.status.success() && stdout(&out).contains(marker),
-        "{test}: the child did not finish (marker {marker:?})\n{}",
-        describe(&out)
-    );
 }
 
 #[test]
@@ -57,70 +50,62 @@ fn a_raw_read_without_a_guard_dies_of_sigsegv() {
 #[test]
 fn a_raw_read_with_a_guard_held_reads_the_secret() {
     const TEST: &str = "a_raw_read_with_a_guard_held_reads_the_secret";
-    match role(TEST) {
-        Role::Bystander => {}
-        Role::Child(_) => {
-            let buf = sealed_secret();
-            let page = {
-                let guard = buf.bytes();
-                let ptr = guard.as_ptr();
-                // SAFETY (test): the guard holds the pages open.
-                let byte = unsafe { std::ptr::read_volatile(ptr) };
-                assert_eq!(byte, 0x5C);
-                let page = ptr as usize & !(rustix::param::page_size() - 1);
-                assert_eq!(perms(page).as_deref(), Some(&*data_perms("r--")));
-                page
-            };
+    passes_in_children(TEST, &["main"], "GUARD-OK", |_| {
+        let buf = sealed_secret();
+        let page = {
+            let guard = buf.bytes();
+            let ptr = guard.as_ptr();
+            // SAFETY (test): the guard holds the pages open.
+            let byte = unsafe { std::ptr::read_volatile(ptr) };
+            assert_eq!(byte, 0x5C);
+            let page = ptr as usize & !(rustix::param::page_size() - 1);
+            assert_eq!(perms(page).as_deref(), Some(&*data_perms("r--")));
+            page
+        };
+        assert_eq!(perms(page).as_deref(), Some(&*data_perms("---")));
+        {
+            let mut buf = buf;
+            buf.melt().expect("melt");
+            let mut w = buf.bytes_mut().expect("writable");
+            assert_eq!(perms(page).as_deref(), Some(&*data_perms("rw-")));
+            w[0] = 7;
+            drop(w);
             assert_eq!(perms(page).as_deref(), Some(&*data_perms("---")));
-            {
-                let mut buf = buf;
-                buf.melt().expect("melt");
-                let mut w = buf.bytes_mut().expect("writable");
-                assert_eq!(perms(page).as_deref(), Some(&*data_perms("rw-")));
-                w[0] = 7;
-                drop(w);
-                assert_eq!(perms(page).as_deref(), Some(&*data_perms("---")));
-                buf.freeze().expect("freeze");
-                assert_eq!(perms(page).as_deref(), Some(&*data_perms("---")));
-                assert_eq!(buf.bytes()[0], 7);
-                // Turned off: readable as frozen, without a guard.
-                buf.set_no_access_between_uses(false).expect("unseal");
-                assert_eq!(perms(page).as_deref(), Some(&*data_perms("r--")));
-            }
-            mark("GUARD-OK");
+            buf.freeze().expect("freeze");
+            assert_eq!(perms(page).as_deref(), Some(&*data_perms("---")));
+            assert_eq!(buf.bytes()[0], 7);
+            // Turned off: readable as frozen, without a guard.
+            buf.set_no_access_between_uses(false).expect("unseal");
+            assert_eq!(perms(page).as_deref(), Some(&*data_perms("r--")));
         }
-        Role::Parent => expect_ok(TEST, "GUARD-OK"),
-    }
+        mark("GUARD-OK");
+    });
 }
 
 #[test]
 fn concurrent_guards_share_one_opening() {
     const TEST: &str = "concurrent_guards_share_one_opening";
-    match role(TEST) {
-        Role::Bystander => {}
-        Role::Child(_) => {
-            let buf = sealed_secret();
-            // Every guard reads through a raw pointer: a guard that saw its
-            // pages sealed under it by another thread's drop would kill the
-            // child.
-            std::thread::scope(|s| {
-                for _ in 0..4 {
-                    s.spawn(|| {
-                        for _ in 0..5000 {
-                            let guard = buf.bytes();
-                            // SAFETY (test): the guard holds the pages open.
-                            let byte = unsafe { std::ptr::read_volatile(guard.as_ptr()) };
-                            assert_eq!(byte, 0x5C);
-                        }
-                    });
-                }
-            });
-            let page = buf.bytes().as_ptr() as usize & !(rustix::param::page_size() - 1);
-            assert_eq!(perms(page).as_deref(), Some(&*data_perms("---")));
-            mark("SHARED-OK");
-        }
-        Role::Parent => expect_ok(TEST, "SHARED-OK"),
-    }
+    passes_in_children(TEST, &["main"], "SHARED-OK", |_| {
+        let buf = sealed_secret();
+        // Every guard reads through a raw pointer: a guard that saw its
+        // pages sealed under it by another thread's drop would kill the
+        // child.
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..5000 {
+                        let guard = buf.bytes();
+                        // SAFETY (test): the guard holds the pages open.
+                        let byte = unsafe { std::ptr::read_volatile(guard.as_ptr()) };
+                        assert_eq!(byte, 0x5C);
+                    }
+                });
+            }
+        });
+        let page = buf.bytes().as_ptr() as usize & !(rustix::param::page_size() - 1);
+        assert_eq!(perms(page).as_deref(), Some(&*data_perms("---")));
+        mark("SHARED-OK");
+    });
 }
 
 #[test]

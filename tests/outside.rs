@@ -33,16 +33,15 @@ mod support;
 mod scan;
 
 use support::procfs::{locked_bytes, status_field};
+use support::{mark, role, Ended, Live, NotSeen, Role};
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use memguard::{Enclave, Error, LockedBuffer};
@@ -56,34 +55,6 @@ const CHILD_TIMEOUT: Duration = Duration::from_secs(90);
 // ---------------------------------------------------------------------------
 // Parent/child plumbing
 // ---------------------------------------------------------------------------
-
-/// What this process does for the test function `test`.
-enum Role {
-    /// The ordinary test run: spawn children and judge them.
-    Parent,
-    /// A child spawned for one of `test`'s scenarios: play it.
-    Child(String),
-    /// A child spawned for another test's scenario: do nothing.
-    Bystander,
-}
-
-fn role(test: &str) -> Role {
-    match support::child_scenario() {
-        None => Role::Parent,
-        Some(s) => match s.strip_prefix(test).and_then(|rest| rest.strip_prefix('/')) {
-            Some(scenario) => Role::Child(scenario.to_owned()),
-            None => Role::Bystander,
-        },
-    }
-}
-
-/// Prints a line and makes sure it has left the process before what comes
-/// next (which may block, crash or exit).
-fn mark(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
 
 /// The first line of `text` that starts with `prefix`, from `prefix` on.
 /// libtest prints `test <name> ... ` without a newline before the test
@@ -157,18 +128,12 @@ impl Finished {
     }
 }
 
-/// A running child with piped stdin, stdout and stderr, whose output is
-/// collected on threads (so it never blocks on a full pipe) and which is
-/// killed when dropped.
+/// A running child of this test binary ([`Live`]: pipes read on threads,
+/// a deadline, killed when dropped), named for the messages of the test it
+/// fails when it misbehaves.
 struct Spawned {
     what: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    readers: Vec<JoinHandle<()>>,
-    deadline: Instant,
-    reaped: bool,
+    live: Live,
 }
 
 impl Spawned {
@@ -184,10 +149,7 @@ impl Spawned {
             // be able to read it. Secret memory (memfd_secret) cannot be
             // read from outside at all, which tests/root_proof.rs proves;
             // here the buffers live in anonymous memory.
-            .env("MEMGUARD_MEMORY_BACKEND", "anonymous")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env("MEMGUARD_MEMORY_BACKEND", "anonymous");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -202,44 +164,17 @@ impl Spawned {
     }
 
     fn start(what: String, mut cmd: Command) -> Spawned {
-        let mut child = cmd.spawn().expect("spawn the child test process");
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let readers = vec![
-            support::copy_on_thread(child.stdout.take().expect("piped"), Arc::clone(&stdout)),
-            support::copy_on_thread(child.stderr.take().expect("piped"), Arc::clone(&stderr)),
-        ];
-        Spawned {
-            what,
-            stdin: child.stdin.take(),
-            child,
-            stdout,
-            stderr,
-            readers,
-            deadline: Instant::now() + CHILD_TIMEOUT,
-            reaped: false,
-        }
+        let live = Live::start(&mut cmd, CHILD_TIMEOUT).expect("spawn the child test process");
+        Spawned { what, live }
     }
 
     fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn stdout_text(&self) -> String {
-        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
-    }
-
-    fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+        self.live.id() as i32
     }
 
     /// Writes `bytes` to the child's stdin.
     fn send(&mut self, bytes: &[u8]) {
-        let sent = match self.stdin.as_mut() {
-            Some(pipe) => pipe.write_all(bytes).and_then(|()| pipe.flush()),
-            None => Err(std::io::Error::other("stdin already closed")),
-        };
-        if let Err(e) = sent {
+        if let Err(e) = self.live.send(bytes) {
             self.fail(&format!("writing to the child's stdin: {e}"));
         }
     }
@@ -247,85 +182,54 @@ impl Spawned {
     /// Waits (until the deadline) for a stdout line that starts with
     /// `prefix`, and returns it.
     fn wait_line(&mut self, prefix: &str) -> String {
-        loop {
-            if let Some(line) = marked_line(&self.stdout_text(), prefix) {
-                return line.to_owned();
+        match self
+            .live
+            .wait_for(|text| marked_line(text, prefix).map(str::to_owned))
+        {
+            Ok(line) => line,
+            Err(NotSeen::Ended(status)) => self.fail(&format!(
+                "the child ended ({status}) before printing {prefix:?}"
+            )),
+            Err(NotSeen::TimedOut) => {
+                self.fail(&format!("no line {prefix:?} within {CHILD_TIMEOUT:?}"))
             }
-            match self.child.try_wait() {
-                Ok(Some(status)) => {
-                    self.reaped = true;
-                    // Let the readers catch up with the last output.
-                    std::thread::sleep(Duration::from_millis(50));
-                    if let Some(line) = marked_line(&self.stdout_text(), prefix) {
-                        return line.to_owned();
-                    }
-                    self.fail(&format!(
-                        "the child ended ({status}) before printing {prefix:?}"
-                    ));
-                }
-                Ok(None) => {}
-                Err(e) => self.fail(&format!("waiting for the child: {e}")),
-            }
-            if Instant::now() > self.deadline {
-                self.fail(&format!("no line {prefix:?} within {CHILD_TIMEOUT:?}"));
-            }
-            std::thread::sleep(Duration::from_millis(2));
+            Err(NotSeen::Wait(e)) => self.fail(&format!("waiting for the child: {e}")),
         }
     }
 
     /// Closes stdin and waits (until the deadline) for the child to end.
     fn finish(mut self) -> Finished {
-        drop(self.stdin.take());
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() > self.deadline => {
-                    self.fail(&format!("still running after {CHILD_TIMEOUT:?}"))
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-                Err(e) => self.fail(&format!("waiting for the child: {e}")),
-            }
-        };
-        self.reaped = true;
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
-        Finished {
-            what: self.what.clone(),
-            status,
-            stdout: std::mem::take(&mut *self.stdout.lock().unwrap()),
-            stderr: std::mem::take(&mut *self.stderr.lock().unwrap()),
-        }
-    }
-
-    fn kill(&mut self) {
-        if !self.reaped {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            self.reaped = true;
+        let ended = self.live.finish();
+        match ended.status {
+            Ok(Some(status)) => Finished {
+                what: self.what,
+                status,
+                stdout: ended.stdout,
+                stderr: ended.stderr,
+            },
+            Ok(None) => failed(
+                &self.what,
+                &format!("still running after {CHILD_TIMEOUT:?}"),
+                &ended,
+            ),
+            Err(ref e) => failed(&self.what, &format!("waiting for the child: {e}"), &ended),
         }
     }
 
     /// Kills the child and fails the test with everything it printed.
     fn fail(&mut self, msg: &str) -> ! {
-        self.kill();
-        drop(self.stdin.take());
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
-        panic!(
-            "{}: {msg}\n--- stdout\n{}\n--- stderr\n{}",
-            self.what,
-            self.stdout_text(),
-            self.stderr_text()
-        );
+        let ended = self.live.finish_by(Instant::now());
+        failed(&self.what, msg, &ended)
     }
 }
 
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// Fails the test about child `what` with everything it printed.
+fn failed(what: &str, msg: &str, ended: &Ended) -> ! {
+    panic!(
+        "{what}: {msg}\n--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&ended.stdout),
+        String::from_utf8_lossy(&ended.stderr)
+    );
 }
 
 /// Runs `scenario` of `test` to its end with nothing on stdin.

@@ -2,8 +2,7 @@
 //! timeout (through the workspace's child runner, `memguard-testkit`), and
 //! what the child printed read back: its `MARK` lines and its `RESULT` JSON.
 
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::Instant;
+use std::process::{Command, ExitStatus, Stdio};
 
 use memguard_testkit::child as runner;
 use serde_json::Value;
@@ -78,11 +77,12 @@ fn timed_out() -> String {
     )
 }
 
-/// Waits for `child` until `deadline`; kills it after that. (For a child
-/// the caller talks to while it runs: the Linux scan target.)
+/// What a wait with a deadline found ([`runner::Live::finish_by`]): the
+/// status, or why there is none. (For a child the caller talks to while it
+/// runs: the Linux scan target.)
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-pub fn wait_until(child: &mut Child, deadline: Instant) -> Result<ExitStatus, String> {
-    match runner::wait_until(child, deadline) {
+pub fn ended_status(waited: std::io::Result<Option<ExitStatus>>) -> Result<ExitStatus, String> {
+    match waited {
         Ok(Some(status)) => Ok(status),
         Ok(None) => Err(timed_out()),
         Err(e) => Err(format!("waiting for the child: {e}")),

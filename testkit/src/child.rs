@@ -3,15 +3,16 @@
 //! threads so that it never blocks on a full one, and the marks a child
 //! prints before an action that should kill it.
 //!
-//! Two layers: [`wait_until`] and [`collect`] never panic (the doctor
-//! reports what they return); the helpers for tests ([`run`],
+//! Two layers: [`wait_until`], [`collect`] and [`Live`] (a child talked to
+//! while it runs) never panic (the doctor reports what they return); the
+//! helpers for tests ([`run`],
 //! [`run_child_timeout`], [`wait_with_timeout`], [`assert_killed_by`])
 //! panic with a description of the child, as a failed test should.
 
 use std::io::{self, Read};
 #[cfg(unix)]
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -114,6 +115,163 @@ pub fn copy_on_thread(
             }
         }
     })
+}
+
+// ---------------------------------------------------------------------------
+// A live child: talked to while it runs (never panics)
+// ---------------------------------------------------------------------------
+
+/// A running child with piped stdin, stdout and stderr: its output is
+/// collected on threads as it arrives (so it never blocks on a full pipe),
+/// it has a deadline, and it is killed when dropped.
+pub struct Live {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<JoinHandle<()>>,
+    deadline: Instant,
+}
+
+/// Why [`Live::wait_for`] did not see what it waited for.
+#[derive(Debug)]
+pub enum NotSeen {
+    /// The child ended first, with this status.
+    Ended(ExitStatus),
+    /// The child's deadline passed first (it still runs).
+    TimedOut,
+    /// Asking whether the child had ended failed.
+    Wait(io::Error),
+}
+
+/// How [`Live::finish_by`] saw the child end, and everything it printed.
+#[derive(Debug)]
+pub struct Ended {
+    /// `Ok(Some(status))` when it ended by itself, `Ok(None)` when it was
+    /// still running at the deadline and has been killed.
+    pub status: io::Result<Option<ExitStatus>>,
+    /// All it wrote to stdout.
+    pub stdout: Vec<u8>,
+    /// All it wrote to stderr.
+    pub stderr: Vec<u8>,
+}
+
+impl Live {
+    /// Starts `cmd` with all three pipes, to be finished within `timeout`.
+    pub fn start(cmd: &mut Command, timeout: Duration) -> io::Result<Live> {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
+        if let Some(pipe) = child.stdout.take() {
+            readers.push(copy_on_thread(pipe, Arc::clone(&stdout)));
+        }
+        if let Some(pipe) = child.stderr.take() {
+            readers.push(copy_on_thread(pipe, Arc::clone(&stderr)));
+        }
+        Ok(Live {
+            stdin: child.stdin.take(),
+            child,
+            stdout,
+            stderr,
+            readers,
+            deadline: Instant::now() + timeout,
+        })
+    }
+
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the child has written to stdout so far, as text.
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+
+    /// What the child has written to stderr so far, as text.
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+
+    /// Writes `bytes` to the child's stdin (and flushes).
+    pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        match self.stdin.as_mut() {
+            Some(pipe) => pipe.write_all(bytes).and_then(|()| pipe.flush()),
+            None => Err(io::Error::other("stdin already closed")),
+        }
+    }
+
+    /// Waits, until the deadline, for `seen` to find something in the
+    /// child's stdout: it is given the complete lines written so far (once
+    /// the child has ended, all of it).
+    pub fn wait_for<T>(&mut self, mut seen: impl FnMut(&str) -> Option<T>) -> Result<T, NotSeen> {
+        loop {
+            let text = self.stdout_text();
+            let lines = text.rfind('\n').map_or("", |end| &text[..=end]);
+            if let Some(found) = seen(lines) {
+                return Ok(found);
+            }
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    // Let the readers catch up with the last output.
+                    std::thread::sleep(Duration::from_millis(50));
+                    return seen(&self.stdout_text()).ok_or(NotSeen::Ended(status));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(NotSeen::Wait(e)),
+            }
+            if Instant::now() > self.deadline {
+                return Err(NotSeen::TimedOut);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Closes the child's stdin and waits for it until `deadline` (then
+    /// kills it), and returns how it ended and all it printed. Once it has
+    /// returned, the child is gone: the `Live` has nothing more to give.
+    pub fn finish_by(&mut self, deadline: Instant) -> Ended {
+        drop(self.stdin.take());
+        let status = wait_until(&mut self.child, deadline);
+        // The readers end once the child (and so the pipes' write ends) is
+        // gone.
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        let take = |buf: &Mutex<Vec<u8>>| {
+            std::mem::take(&mut *buf.lock().unwrap_or_else(|e| e.into_inner()))
+        };
+        Ended {
+            status,
+            stdout: take(&self.stdout),
+            stderr: take(&self.stderr),
+        }
+    }
+
+    /// [`finish_by`](Live::finish_by) the deadline given at the start.
+    pub fn finish(&mut self) -> Ended {
+        self.finish_by(self.deadline)
+    }
+
+    /// Kills the child (if it still runs) and reaps it.
+    pub fn kill(&mut self) {
+        // A child already reaped is not signalled again (std keeps its
+        // status), so this never reaches a reused process id.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -251,6 +409,44 @@ pub fn run(test: &str, scenario: &str) -> Output {
         describe(&out)
     );
     out
+}
+
+/// Whether the child exited 0 after printing `marker`.
+pub fn passed(out: &Output, marker: &str) -> bool {
+    out.status.success() && stdout(out).contains(marker)
+}
+
+/// Asserts the child [`passed`]: exited 0 after printing `marker`; `what`
+/// names it in the message.
+pub fn assert_passed(out: &Output, marker: &str, what: &str) {
+    assert!(
+        passed(out, marker),
+        "{what}: expected a clean exit with {marker:?}\n{}",
+        describe(out)
+    );
+}
+
+/// [`run`]s `scenario` of `test` and asserts it exited 0 after printing
+/// `marker` (see [`assert_passed`]).
+pub fn run_passing(test: &str, scenario: &str, marker: &str) {
+    let out = run(test, scenario);
+    assert_passed(&out, marker, &format!("{test} [{scenario}]"));
+}
+
+/// The whole of a test that runs in children and must pass there: in the
+/// parent, each of `scenarios` of `test` is [`run_passing`] (exit 0 after
+/// printing `marker`); in a child for one of them, `body` plays it; in a
+/// child for another test, nothing happens.
+pub fn passes_in_children(test: &str, scenarios: &[&str], marker: &str, body: impl FnOnce(&str)) {
+    match role(test) {
+        Role::Bystander => {}
+        Role::Child(scenario) => body(&scenario),
+        Role::Parent => {
+            for scenario in scenarios {
+                run_passing(test, scenario, marker);
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -31,12 +31,16 @@ pub enum Ended {
 /// Nothing the parent registered with `atexit` runs in the child.
 pub fn fork(body: impl FnOnce(&mut File) -> i32) -> Forked {
     let mut fds = [0; 2];
-    // SAFETY: pipe writes two new descriptors into the array.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe");
+    // Close-on-exec: a process another test thread spawns meanwhile must
+    // not inherit the write end (the parent would wait for its EOF until
+    // that process ends). The forked child keeps it: it does not exec.
+    // SAFETY: pipe2 writes two new descriptors into the array.
+    let piped = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(piped, 0, "pipe2: {}", std::io::Error::last_os_error());
     // SAFETY: both descriptors are fresh and owned by nobody else.
     let (read_end, write_end) =
         unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    // SAFETY (test): the C library's fork, so that pthread_atfork hooks run,
+    // SAFETY: (test) the C library's fork, so that pthread_atfork hooks run,
     // as in an application that forks.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());

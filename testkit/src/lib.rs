@@ -16,7 +16,12 @@
 //!   bounded wait;
 //! - [`procfs`] (Linux): `/proc/<pid>/status`, `maps` and `smaps`;
 //! - [`scan`] (Linux): searching a process's memory through
-//!   `/proc/<pid>/mem` for every 16-byte window of a secret.
+//!   `/proc/<pid>/mem` for every 16-byte window of a secret;
+//! - [`sodium`]: libsodium loaded at run time, the reference of the
+//!   cipher's tests and the baseline of its benchmarks.
+
+// Every unsafe block says why it holds, as in the library.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod child;
 #[cfg(target_os = "linux")]
@@ -27,3 +32,4 @@ pub mod limits;
 pub mod procfs;
 #[cfg(target_os = "linux")]
 pub mod scan;
+pub mod sodium;

@@ -21,22 +21,6 @@ pub(crate) fn unmap(_ptr: NonNull<u8>, _pages: usize) {
     unreachable!("no fork here")
 }
 
-/// No library loading here: the tests that compare against a shared
-/// library (libsodium) find none.
-pub(crate) struct SharedLibrary;
-
-/// Always `None` here.
-pub(crate) fn load_library(_names: &[&std::ffi::CStr]) -> Option<SharedLibrary> {
-    None
-}
-
-impl SharedLibrary {
-    /// Never called ([`load_library`] gives none).
-    pub(crate) fn symbol(&self, _name: &std::ffi::CStr) -> Option<NonNull<std::ffi::c_void>> {
-        None
-    }
-}
-
 /// No stack reading here: the stack scrub's test returns at once.
 pub(crate) const CAN_READ_STACK: bool = false;
 

@@ -5,20 +5,18 @@
 
 mod swap;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
+use std::io::Read;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use memguard::LockedBuffer;
-use memguard_testkit::child::read_on_thread;
+use memguard_testkit::child::Live;
 use memguard_testkit::procfs::{self, Mapping};
 use memguard_testkit::scan::{self, Needle};
 use serde_json::{json, Value};
 
 use super::unix;
-use crate::child::{last_line, run_child, selftest_command, wait_until, ChildRun};
+use crate::child::{ended_status, last_line, run_child, selftest_command, ChildRun};
 use crate::doctor::{
     self, hardening_failed, Check, Context, Kind, Outcome, Row, Runs, CHILD_TIMEOUT,
 };
@@ -679,66 +677,45 @@ fn smaps_check() -> Check {
     }
 }
 
-/// The scan target, running: its pid and how to end it.
+/// The scan target, running ([`Live`]: killed when dropped): its pid and
+/// how to end it.
 struct Target {
-    child: Child,
-    stdin: Option<std::process::ChildStdin>,
-    lines: mpsc::Receiver<String>,
-    err: JoinHandle<Vec<u8>>,
+    live: Live,
 }
 
 impl Target {
     /// Starts the target, hands it `secret` and waits for READY.
     fn start(secret: &[u8], unhardened: bool) -> Result<(Target, String), String> {
         let extra: &[&str] = if unhardened { &["--unhardened"] } else { &[] };
-        let mut child = selftest_command("scan-target", extra)?
-            .stdin(Stdio::piped())
-            .spawn()
+        let live = Live::start(&mut selftest_command("scan-target", extra)?, CHILD_TIMEOUT)
             .map_err(|e| format!("cannot start a child: {e}"))?;
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take();
-        std::thread::spawn(move || {
-            if let Some(out) = stdout {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-        let err = read_on_thread(child.stderr.take());
-        let mut stdin = child.stdin.take();
-        let written = stdin
-            .as_mut()
-            .map(|s| s.write_all(secret).and_then(|()| s.flush()));
-        let target = Target {
-            child,
-            stdin,
-            lines,
-            err,
-        };
-        if let Some(Err(e)) = written {
+        let mut target = Target { live };
+        if let Err(e) = target.live.send(secret) {
             return Err(target.abort(&format!("cannot hand the secret to the child: {e}")));
         }
-        let deadline = Instant::now() + CHILD_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match target.lines.recv_timeout(left) {
-                Ok(line) if line.starts_with(READY) => return Ok((target, line)),
-                Ok(_) => {}
-                Err(_) => return Err(target.abort("the child never became ready")),
-            }
+        let ready = target.live.wait_for(|text| {
+            text.lines()
+                .find(|line| line.starts_with(READY))
+                .map(str::to_owned)
+        });
+        match ready {
+            Ok(line) => Ok((target, line)),
+            Err(_) => Err(target.abort("the child never became ready")),
         }
+    }
+
+    /// The child's process id.
+    fn id(&self) -> u32 {
+        self.live.id()
     }
 
     /// Kills the child and describes what went wrong.
     fn abort(mut self, what: &str) -> String {
-        drop(self.stdin.take());
-        let status = wait_until(&mut self.child, Instant::now() + Duration::from_secs(2));
-        let stderr = String::from_utf8_lossy(&self.err.join().unwrap_or_default()).into_owned();
+        let ended = self.live.finish_by(Instant::now() + Duration::from_secs(2));
+        let stderr = String::from_utf8_lossy(&ended.stderr).into_owned();
         format!(
             "{what} ({}; {})",
-            match status {
+            match ended_status(ended.status) {
                 Ok(s) => format!("status {s}"),
                 Err(e) => e,
             },
@@ -748,9 +725,9 @@ impl Target {
 
     /// Closes the child's stdin, so it exits, and waits for it.
     fn finish(mut self) -> Result<(), String> {
-        drop(self.stdin.take());
-        let status = wait_until(&mut self.child, Instant::now() + CHILD_TIMEOUT)?;
-        let stderr = String::from_utf8_lossy(&self.err.join().unwrap_or_default()).into_owned();
+        let ended = self.live.finish_by(Instant::now() + CHILD_TIMEOUT);
+        let status = ended_status(ended.status)?;
+        let stderr = String::from_utf8_lossy(&ended.stderr).into_owned();
         if status.success() {
             Ok(())
         } else {
@@ -787,7 +764,7 @@ fn memory_scan_check(caps: Caps) -> Check {
         Ok(t) => t,
         Err(e) => return Check::new(name, Kind::SelfTest, Outcome::Failed, e).fix_failure(),
     };
-    let pid = target.child.id();
+    let pid = target.id();
     let needles = [
         Needle {
             name: "secret",

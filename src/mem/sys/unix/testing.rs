@@ -66,30 +66,6 @@ pub(crate) fn unmap(ptr: NonNull<u8>, pages: usize) {
     unsafe { libc::munmap(ptr.as_ptr().cast(), pages * Unix::page_size()) };
 }
 
-/// A shared library opened with `dlopen` for a test (never closed), to
-/// compare against another implementation without linking it.
-pub(crate) struct SharedLibrary(*mut std::ffi::c_void);
-
-/// Opens the first of `names` that loads, or `None`.
-pub(crate) fn load_library(names: &[&std::ffi::CStr]) -> Option<SharedLibrary> {
-    names
-        .iter()
-        // SAFETY: dlopen with a NUL-terminated name; the libraries tests
-        // load (libsodium) have initialisers without preconditions.
-        .map(|n| unsafe { libc::dlopen(n.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) })
-        .find(|h| !h.is_null())
-        .map(SharedLibrary)
-}
-
-impl SharedLibrary {
-    /// The address of `name` in the library, or `None`.
-    pub(crate) fn symbol(&self, name: &std::ffi::CStr) -> Option<NonNull<std::ffi::c_void>> {
-        // SAFETY: `self.0` is a live handle (never closed); `name` is
-        // NUL-terminated.
-        NonNull::new(unsafe { libc::dlsym(self.0, name.as_ptr()) })
-    }
-}
-
 /// Whether [`stack_below`] can read the stack here.
 pub(crate) const CAN_READ_STACK: bool = true;
 
