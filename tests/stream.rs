@@ -837,11 +837,9 @@ fn outside_child() {
 #[test]
 #[cfg(target_os = "linux")]
 fn a_purge_wipes_the_opened_chunk_seen_from_outside() {
-    use memguard_testkit::child::{child_command, role, Role};
+    use memguard_testkit::child::{child_command, role, Live, Role};
     use memguard_testkit::procfs::{mapping_of, read_smaps};
     use memguard_testkit::scan::{scan, Needle};
-    use std::io::BufRead;
-    use std::process::Stdio;
     use std::time::Duration;
 
     const TEST: &str = "a_purge_wipes_the_opened_chunk_seen_from_outside";
@@ -851,49 +849,30 @@ fn a_purge_wipes_the_opened_chunk_seen_from_outside() {
         Role::Parent => {}
     }
     let _serial = serial();
-    let mut child = child_command(TEST, &format!("{TEST}/run"))
-        .env("MEMGUARD_MEMORY_BACKEND", "anonymous")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn the child");
+    let mut cmd = child_command(TEST, &format!("{TEST}/run"));
+    cmd.env("MEMGUARD_MEMORY_BACKEND", "anonymous");
+    let mut child = Live::start(&mut cmd, Duration::from_secs(60)).expect("spawn the child");
     let pid = child.id() as i32;
-    let mut to_child = child.stdin.take().expect("the child's stdin");
-    let stdout = child.stdout.take().expect("the child's stdout");
-    let (lines, from_child) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let mut wait_for = |prefix: &str| -> String {
-        loop {
-            match from_child.recv_timeout(Duration::from_secs(60)) {
-                // libtest's "test <name> ... " may begin the first line.
-                Ok(line) if line.contains(prefix) => {
-                    return line[line.find(prefix).unwrap_or(0)..].to_owned()
-                }
-                Ok(line) => seen.push(line),
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!(
-                        "no {prefix:?} from the child; it printed:\n{}",
-                        seen.join("\n")
-                    );
-                }
-            }
-        }
+    // The text after `prefix` on the first line that has it (libtest's
+    // "test <name> ... " may begin the child's first line).
+    let wait_for = |child: &mut Live, prefix: &str| -> String {
+        child
+            .wait_for(|lines| {
+                let at = lines.find(prefix)?;
+                let rest = &lines[at + prefix.len()..];
+                Some(rest.lines().next().unwrap_or("").to_owned())
+            })
+            .unwrap_or_else(|why| {
+                panic!(
+                    "no {prefix:?} from the child ({why:?}); it printed:\n{}\n{}",
+                    child.stdout_text(),
+                    child.stderr_text()
+                )
+            })
     };
 
-    let control_hex = wait_for("CONTROL ");
-    let control: Vec<u8> = (8..control_hex.len())
+    let control_hex = wait_for(&mut child, "CONTROL ");
+    let control: Vec<u8> = (0..control_hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&control_hex[i..i + 2], 16).expect("hex"))
         .collect();
@@ -914,7 +893,7 @@ fn a_purge_wipes_the_opened_chunk_seen_from_outside() {
         },
     ];
     for stage in ["opened", "purged"] {
-        wait_for(&format!("STAGE {stage}"));
+        wait_for(&mut child, &format!("STAGE {stage}"));
         let found = scan(pid, &needles).unwrap_or_else(|e| panic!("scan at {stage}: {e}"));
         let [front, sealed, ctl] = &found.found[..] else {
             panic!("three needles, three results")
@@ -950,8 +929,13 @@ fn a_purge_wipes_the_opened_chunk_seen_from_outside() {
                 found.summary()
             );
         }
-        to_child.write_all(b"c").expect("tell the child to go on");
+        child.send(b"c").expect("tell the child to go on");
     }
-    let status = child.wait().expect("wait for the child");
-    assert!(status.success(), "the child ended with {status}");
+    let ended = child.finish();
+    assert!(
+        matches!(ended.status, Ok(Some(status)) if status.success()),
+        "the child did not end cleanly: {:?}\n{}",
+        ended.status,
+        String::from_utf8_lossy(&ended.stderr)
+    );
 }
