@@ -10,8 +10,8 @@
 //!     `encrypt` / `decrypt` with a `Vec`, which allocate: 1.76 against
 //!     1.82 us of CPU time.)
 //!   - `libsodium_seal_plus_open`: libsodium's `crypto_secretbox_easy` +
-//!     `crypto_secretbox_open_easy` (the system library, linked into the
-//!     benchmarks only), fixed key and nonce: the baseline of issue 13.
+//!     `crypto_secretbox_open_easy` (the system library, loaded at run time
+//!     through `memguard_testkit::sodium`), fixed key and nonce: the baseline of issue 13.
 //!   - `enclave_new_plus_open_into`: `Enclave::new` + `open_into` a kept
 //!     buffer; target <= 1.2x `libsodium_seal_plus_open`.
 //!   - `breakdown_*`: its parts: `cipher_seal_plus_open` (the crate's

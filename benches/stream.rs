@@ -20,7 +20,7 @@
 //!   stream decrypts buffer to buffer and copies nothing).
 //! - `libsodium_seal_16k_chunks`, `libsodium_open_16k_chunks`: the same
 //!   two with libsodium's `crypto_secretbox_easy` / `open_easy` (the system
-//!   library, linked into the benchmarks only; opening writes into one
+//!   library, loaded at run time through `memguard_testkit::sodium`; opening writes into one
 //!   reused buffer, no copy). Targets (issue 13): `stream_write_16k_pieces`
 //!   and `stream_read_16k_buf` at or above their throughput.
 //! - `stream_write_16k_pieces`: a fresh `Stream::new()` (made in the setup,
