@@ -33,7 +33,7 @@ mod support;
 mod scan;
 
 use support::procfs::{locked_bytes, status_field};
-use support::{mark, role, Ended, Live, NotSeen, Role};
+use support::{control_copy, mark, role, Ended, Live, NotSeen, Role, CONTROL_XOR};
 
 use std::fs::File;
 use std::io::Read;
@@ -302,8 +302,6 @@ fn page_size() -> usize {
 // 1. No plaintext left behind
 // ---------------------------------------------------------------------------
 
-/// Each byte of the positive control is the secret's byte XOR this.
-const CONTROL_XOR: u8 = 0x5a;
 /// The stages the child stops at, in order.
 const STAGES: [&str; 5] = ["sealed", "opened", "destroyed", "purged", "exit"];
 
@@ -378,22 +376,6 @@ extern "C" fn stage_exit() {
         libc::write(1, line.as_ptr().cast(), line.len());
         libc::read(0, (&mut go as *mut u8).cast(), 1);
     }
-}
-
-/// The positive control: the secret XOR 0x5a, made inside guarded memory
-/// (so the plain secret never passes through ordinary memory), copied into
-/// an ordinary Vec, and the buffer turned back (and frozen).
-fn control_copy(buf: &mut LockedBuffer) -> Vec<u8> {
-    buf.melt().expect("melt");
-    for b in buf.bytes_mut().expect("writable").iter_mut() {
-        *b ^= CONTROL_XOR;
-    }
-    let control: Vec<u8> = buf.bytes().to_vec();
-    for b in buf.bytes_mut().expect("writable").iter_mut() {
-        *b ^= CONTROL_XOR;
-    }
-    buf.freeze().expect("freeze");
-    control
 }
 
 /// The child's stdin as an unbuffered `File`. std's Stdin is buffered:

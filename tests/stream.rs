@@ -10,6 +10,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use memguard::{Error, Stream, DEFAULT_CHUNK_SIZE};
 
+mod support;
+
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
@@ -778,9 +780,6 @@ fn a_purge_during_a_read_loses_nothing() {
 /// The chunk size of [`a_purge_wipes_the_opened_chunk_seen_from_outside`].
 #[cfg(target_os = "linux")]
 const OUTSIDE_CHUNK: usize = 256;
-/// Each byte of the child's positive control is the secret's XOR this.
-#[cfg(target_os = "linux")]
-const OUTSIDE_XOR: u8 = 0x5a;
 
 /// The child of [`a_purge_wipes_the_opened_chunk_seen_from_outside`]: a
 /// random secret made in guarded memory, written to a stream of three
@@ -802,17 +801,7 @@ fn outside_child() {
             .expect("the parent's go");
     };
     let mut secret = LockedBuffer::random(3 * OUTSIDE_CHUNK).expect("a random secret");
-    secret.melt().expect("melt");
-    // The control is made in guarded memory and copied out: the secret
-    // itself never passes through ordinary memory.
-    let flip = |b: &mut LockedBuffer| {
-        for byte in b.bytes_mut().expect("writable").iter_mut() {
-            *byte ^= OUTSIDE_XOR;
-        }
-    };
-    flip(&mut secret);
-    let control = secret.bytes().to_vec();
-    flip(&mut secret);
+    let control = support::control_copy(&mut secret);
     let mut s = Stream::with_chunk_size(OUTSIDE_CHUNK);
     s.write_all(&secret.bytes()).expect("write");
     drop(secret);
@@ -877,7 +866,7 @@ fn a_purge_wipes_the_opened_chunk_seen_from_outside() {
         .map(|i| u8::from_str_radix(&control_hex[i..i + 2], 16).expect("hex"))
         .collect();
     assert_eq!(control.len(), 3 * OUTSIDE_CHUNK, "the control's length");
-    let secret: Vec<u8> = control.iter().map(|b| b ^ OUTSIDE_XOR).collect();
+    let secret: Vec<u8> = control.iter().map(|b| b ^ support::CONTROL_XOR).collect();
     let needles = [
         Needle {
             name: "the front chunk, past the two bytes read",

@@ -22,3 +22,27 @@ pub fn data_perms(rwx: &str) -> String {
     let shared = memguard::memory_backend() == memguard::MemoryBackend::SecretMemory;
     format!("{rwx}{}", if shared { 's' } else { 'p' })
 }
+
+/// Each byte of a positive control is the secret's byte XOR this.
+pub const CONTROL_XOR: u8 = 0x5a;
+
+/// The positive control of a memory scan: the secret XOR [`CONTROL_XOR`],
+/// made inside guarded memory (so the plain secret never passes through
+/// ordinary memory), copied into an ordinary `Vec`, and the buffer turned
+/// back. A frozen buffer is melted for it and frozen again.
+pub fn control_copy(buf: &mut memguard::LockedBuffer) -> Vec<u8> {
+    let frozen = !buf.is_mutable();
+    buf.melt().expect("melt");
+    let flip = |buf: &mut memguard::LockedBuffer| {
+        for b in buf.bytes_mut().expect("writable").iter_mut() {
+            *b ^= CONTROL_XOR;
+        }
+    };
+    flip(buf);
+    let control: Vec<u8> = buf.bytes().to_vec();
+    flip(buf);
+    if frozen {
+        buf.freeze().expect("freeze");
+    }
+    control
+}
