@@ -42,7 +42,8 @@ declare -A SKIP=(
         random_lengths_up_to_1_mib_at_random_positions
         lengths_around_every_64_256_and_512_byte_boundary
         secretbox_matches_libsodium_on_random_keys_nonces_and_messages
-        the_stack_scrub_wipes_what_the_cipher_left_on_the_stack"
+        the_stack_scrub_wipes_what_the_cipher_left_on_the_stack
+        the_scrub_reaches_deeper_than_a_seal_or_an_open_goes"
     [locked_buffer]=""
     [concurrency]="
         purge_during_reading_constructor_growth_is_an_error_not_a_panic"
@@ -70,9 +71,10 @@ declare -A SKIP=(
 #   block, the block-counter carry test, the libsodium block-counter test
 #   and the cipher's reference test; the sweeps run natively in the test
 #   stage and in the keystream fuzz target.
-# - memguard/crypto::cipher's stack-scrub test reads the stack below its own
-#   frame, which memcheck reports as an invalid read below the stack pointer
-#   (it is meant to: that memory is dead); it runs natively.
+# - memguard/crypto::cipher's stack-scrub test, and enclave's scrub-depth
+#   test, read the stack below their own frame, which memcheck reports as
+#   an invalid read below the stack pointer (it is meant to: that memory is
+#   dead); they run natively.
 # - concurrency/purge_during_reading_constructor_growth_is_an_error_not_a_panic:
 #   cannot work under valgrind, which runs one thread at a time: the purging
 #   thread busy-waits, and the 3000 calls overrun the test's own 60 s

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! [ left (32) | right (32) | scratch (32) | noise (32) ]
-//! key = left XOR BLAKE2b-256(right)
+//! key = left XOR BLAKE3(right)
 //! ```
 //!
 //! Deriving the key for one operation writes it into `scratch`, keys the
@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use crate::buffer::LockedBuffer;
 use crate::crypto::cipher::KEY_LEN;
-use crate::crypto::hash::blake2b256_into;
+use crate::crypto::hash::hash_into;
 use crate::crypto::scramble_bytes;
 use crate::error::{Error, Result};
 use crate::mem::{self, wipe_bytes, ForkLock, Held};
@@ -129,7 +129,7 @@ pub(crate) fn with_key<T>(
     let generation = coffer.generation;
     let mut bytes = coffer.halves.byte_array_mut::<SIZE>()?;
     let [left, right, scratch, _] = bytemuck::cast_mut::<_, Slots>(&mut *bytes);
-    blake2b256_into(right, scratch);
+    hash_into(right, scratch);
     xor_into(scratch, left);
     let out = f(scratch, generation);
     wipe_bytes(scratch);
@@ -183,10 +183,10 @@ impl Coffer {
         let mut bytes = self.halves.byte_array_mut::<SIZE>()?;
         let [left, right, scratch, noise] = bytemuck::cast_mut::<_, Slots>(&mut *bytes);
         scramble_bytes(noise)?;
-        blake2b256_into(right, scratch);
+        hash_into(right, scratch);
         xor_into(left, scratch);
         xor_into(right, noise);
-        blake2b256_into(right, scratch);
+        hash_into(right, scratch);
         xor_into(left, scratch);
         wipe_bytes(scratch);
         wipe_bytes(noise);
@@ -269,7 +269,7 @@ mod tests {
         let key = current_key();
         let (l, r) = halves();
         let mut h = [0u8; 32];
-        blake2b256_into(&r, &mut h);
+        hash_into(&r, &mut h);
         let expect: Vec<u8> = l.iter().zip(&h).map(|(a, b)| a ^ b).collect();
         // A rekey may have run between the two reads; the key is the same.
         assert_eq!(&key[..], &expect[..]);

@@ -281,6 +281,71 @@ mod tests {
         }
     }
 
+    /// Bytes of stack painted and read back by the scrub-depth test: more
+    /// than [`crate::mem::SCRUB`] in every build.
+    const PAINTED: usize = 80 * 1024;
+
+    /// Fills the stack below the caller's frame with 0xA5.
+    #[inline(never)]
+    fn paint_stack() {
+        let mut stack = [0xA5u8; PAINTED];
+        std::hint::black_box(&mut stack);
+    }
+
+    /// How deep below the caller's frame the calls made since
+    /// [`paint_stack`] wrote (a conservative bound: from the caller's frame,
+    /// where the scrub starts lower down, in `sealed_with` or
+    /// `open_range_to_slice`).
+    fn depth_written() -> usize {
+        let mut stack = vec![0u8; PAINTED - 1024];
+        crate::mem::sys::testing::stack_below(&mut stack);
+        // stack_below starts 512 bytes below its own frame.
+        let deepest = stack.iter().position(|&b| b != 0xA5);
+        deepest.map_or(0, |i| stack.len() - i + 512)
+    }
+
+    /// The scrub after a seal or an open (`scrub_stack`) must reach below
+    /// every frame the key's derivation and the cipher used, or something
+    /// of the key, the keystream or a half could be left beyond it. Measured
+    /// with the scrub off, from a painted stack; the control: the
+    /// operations do write below the caller (the painting is seen).
+    #[test]
+    fn the_scrub_reaches_deeper_than_a_seal_or_an_open_goes() {
+        if !crate::mem::sys::testing::CAN_READ_STACK {
+            return;
+        }
+        // The session key made first: its creation (once per process and
+        // after a purge) starts the rekeying thread, whose frames are not
+        // what the scrub is for.
+        drop(Enclave::new(&mut [1u8; 8]));
+        crate::mem::SKIP_SCRUB.with(|skip| skip.set(true));
+        let mut deepest = 0;
+        for len in [1usize, 32, 33, 300, 4103, 70_000] {
+            let msg = vec![7u8; len];
+            paint_stack();
+            let sealed = Enclave::new(&mut msg.clone());
+            let sealing = depth_written();
+            let mut dst = LockedBuffer::new(len).unwrap();
+            paint_stack();
+            let opened = sealed.as_ref().map(|e| e.open_into(&mut dst));
+            let opening = depth_written();
+            eprintln!("{len} B: the seal wrote {sealing} bytes deep, the open {opening}");
+            assert!(matches!(opened, Ok(Ok(()))), "{len} B");
+            assert!(dst.equal_to(&msg), "{len} B");
+            deepest = deepest.max(sealing).max(opening);
+        }
+        crate::mem::SKIP_SCRUB.with(|skip| skip.set(false));
+        assert!(
+            deepest > 1024,
+            "the control: a seal writes below its caller ({deepest} bytes)"
+        );
+        assert!(
+            deepest < crate::mem::SCRUB,
+            "a seal or open wrote {deepest} bytes deep, the scrub covers {}",
+            crate::mem::SCRUB
+        );
+    }
+
     #[test]
     fn ciphertext_does_not_contain_the_plaintext() {
         let msg = [0x41u8; 64];

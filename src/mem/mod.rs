@@ -44,6 +44,8 @@ pub(crate) use region::Region;
 pub use slab::COMPACT_MAX_FRACTION;
 pub(crate) use wipe::scrub_stack;
 pub use wipe::wipe_bytes;
+#[cfg(test)]
+pub(crate) use wipe::{SCRUB, SKIP_SCRUB};
 
 /// Whether the wipe-before-crash hook is in place (a SIGSEGV/SIGBUS
 /// handler on Unix, a vectored exception handler on Windows). It is

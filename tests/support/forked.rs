@@ -4,12 +4,10 @@
 pub use memguard_testkit::fork::*;
 
 /// The key every forked child sealed under before issue 11: the coffer's
-/// halves zero-filled by `MADV_WIPEONFORK`, so `0 XOR BLAKE2b-256(0^32)`.
+/// halves zero-filled by `MADV_WIPEONFORK`, so `0 XOR H(0^32)`, with `H`
+/// the derivation's hash (BLAKE3 since issue 13, BLAKE2b-256 before).
 pub fn zero_halves_key() -> [u8; 32] {
-    use blake2::digest::Digest;
-    let mut key = [0u8; 32];
-    key.copy_from_slice(&blake2::Blake2b256::digest([0u8; 32]));
-    key
+    *blake3::hash(&[0u8; 32]).as_bytes()
 }
 
 /// Whether `sealed` (`nonce || tag || ciphertext`, an enclave's sealed
