@@ -92,7 +92,7 @@ fn a_forked_child_never_seals_under_a_known_key() {
                 assert!(sealed.len() > 40, "the child sent its enclave");
                 assert!(
                     !opens_under(&zero_halves_key(), &sealed),
-                    "a forked child sealed under 0 XOR BLAKE2b-256(0^32), a key anyone can compute"
+                    "a forked child sealed under 0 XOR BLAKE3(0^32), a key anyone can compute"
                 );
                 expect("sealing child", &child, Ended::Exited(0));
                 sealed_in_children.push(sealed);
