@@ -2,7 +2,7 @@
 
 use core::arch::x86_64::*;
 
-use super::{counter_words, double_rounds, BLOCK};
+use super::{counter_words, double_rounds, quarter_rounds, BLOCK};
 
 /// Bytes per step: eight blocks.
 pub(super) const STEP: usize = 8 * BLOCK;
@@ -17,12 +17,10 @@ macro_rules! rotl {
     }};
 }
 
-macro_rules! qr {
-    ($x:ident, $a:literal, $b:literal, $c:literal, $d:literal) => {
-        $x[$b] = _mm256_xor_si256($x[$b], rotl!(_mm256_add_epi32($x[$a], $x[$d]), 7));
-        $x[$c] = _mm256_xor_si256($x[$c], rotl!(_mm256_add_epi32($x[$b], $x[$a]), 9));
-        $x[$d] = _mm256_xor_si256($x[$d], rotl!(_mm256_add_epi32($x[$c], $x[$b]), 13));
-        $x[$a] = _mm256_xor_si256($x[$a], rotl!(_mm256_add_epi32($x[$d], $x[$c]), 18));
+/// One step of a quarter round: `x[t] ^= (x[p] + x[q]) <<< r`.
+macro_rules! step {
+    ($x:ident, $t:literal, $p:literal, $q:literal, $r:literal) => {
+        $x[$t] = _mm256_xor_si256($x[$t], rotl!(_mm256_add_epi32($x[$p], $x[$q]), $r));
     };
 }
 
@@ -45,7 +43,7 @@ pub(super) unsafe fn xor_steps(state: &[u32; 16], counter: u64, src: &[u8], dst:
         // SAFETY: as for `lo`.
         x[9] = unsafe { _mm256_loadu_si256(hi.as_ptr().cast()) };
         let input = x;
-        double_rounds!(x, qr);
+        double_rounds!(x, step, 2);
         for (w, i) in x.iter_mut().zip(input) {
             *w = _mm256_add_epi32(*w, i);
         }

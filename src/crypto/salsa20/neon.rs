@@ -3,7 +3,7 @@
 
 use core::arch::aarch64::*;
 
-use super::{counter_words, double_rounds, BLOCK};
+use super::{counter_words, double_rounds, quarter_rounds, BLOCK};
 
 /// Bytes per step: four blocks.
 pub(super) const STEP: usize = 4 * BLOCK;
@@ -15,12 +15,10 @@ macro_rules! rotl {
     }};
 }
 
-macro_rules! qr {
-    ($x:ident, $a:literal, $b:literal, $c:literal, $d:literal) => {
-        $x[$b] = veorq_u32($x[$b], rotl!(vaddq_u32($x[$a], $x[$d]), 7));
-        $x[$c] = veorq_u32($x[$c], rotl!(vaddq_u32($x[$b], $x[$a]), 9));
-        $x[$d] = veorq_u32($x[$d], rotl!(vaddq_u32($x[$c], $x[$b]), 13));
-        $x[$a] = veorq_u32($x[$a], rotl!(vaddq_u32($x[$d], $x[$c]), 18));
+/// One step of a quarter round: `x[t] ^= (x[p] + x[q]) <<< r`.
+macro_rules! step {
+    ($x:ident, $t:literal, $p:literal, $q:literal, $r:literal) => {
+        $x[$t] = veorq_u32($x[$t], rotl!(vaddq_u32($x[$p], $x[$q]), $r));
     };
 }
 
@@ -41,7 +39,7 @@ pub(super) unsafe fn xor_steps(state: &[u32; 16], counter: u64, src: &[u8], dst:
         // SAFETY: as for `lo`.
         x[9] = unsafe { vld1q_u32(hi.as_ptr()) };
         let input = x;
-        double_rounds!(x, qr);
+        double_rounds!(x, step, 4);
         for (w, i) in x.iter_mut().zip(input) {
             *w = vaddq_u32(*w, i);
         }

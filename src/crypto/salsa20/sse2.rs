@@ -2,7 +2,7 @@
 
 use core::arch::x86_64::*;
 
-use super::{counter_words, double_rounds, BLOCK};
+use super::{counter_words, double_rounds, quarter_rounds, BLOCK};
 
 /// Bytes per step: four blocks.
 pub(super) const STEP: usize = 4 * BLOCK;
@@ -14,12 +14,10 @@ macro_rules! rotl {
     }};
 }
 
-macro_rules! qr {
-    ($x:ident, $a:literal, $b:literal, $c:literal, $d:literal) => {
-        $x[$b] = _mm_xor_si128($x[$b], rotl!(_mm_add_epi32($x[$a], $x[$d]), 7));
-        $x[$c] = _mm_xor_si128($x[$c], rotl!(_mm_add_epi32($x[$b], $x[$a]), 9));
-        $x[$d] = _mm_xor_si128($x[$d], rotl!(_mm_add_epi32($x[$c], $x[$b]), 13));
-        $x[$a] = _mm_xor_si128($x[$a], rotl!(_mm_add_epi32($x[$d], $x[$c]), 18));
+/// One step of a quarter round: `x[t] ^= (x[p] + x[q]) <<< r`.
+macro_rules! step {
+    ($x:ident, $t:literal, $p:literal, $q:literal, $r:literal) => {
+        $x[$t] = _mm_xor_si128($x[$t], rotl!(_mm_add_epi32($x[$p], $x[$q]), $r));
     };
 }
 
@@ -41,7 +39,7 @@ pub(super) unsafe fn xor_steps(state: &[u32; 16], counter: u64, src: &[u8], dst:
         // SAFETY: as for `lo`.
         x[9] = unsafe { _mm_loadu_si128(hi.as_ptr().cast()) };
         let input = x;
-        double_rounds!(x, qr);
+        double_rounds!(x, step, 4);
         for (w, i) in x.iter_mut().zip(input) {
             *w = _mm_add_epi32(*w, i);
         }
