@@ -1,16 +1,18 @@
-//! BLAKE3, the session key's derivation hash, written straight into the
-//! caller's (guarded) memory.
+//! BLAKE3, the session key's derivation hash, its output copied into the
+//! caller's (guarded) memory and wiped where it was made.
 //!
 //! Why BLAKE3 (it was BLAKE2b-256, as in Go memguard): the key is derived
 //! twice for every seal and open, and for a 32-byte secret the derivation
 //! was a third of the whole `Enclave::new` + `open_into`. Measured on the
-//! development machine (AMD EPYC, 2.45 GHz), hashing 32 bytes: `blake2`
-//! 0.11 about 300 ns, `blake2b_simd` 157 ns, HSalsa20 (RustCrypto) 101 ns,
-//! `blake3` 83 ns (BENCHMARKS.md, issue 13). What the derivation needs of
-//! the hash is what both give: an output that cannot be computed without
-//! every bit of the input, so that a half read back from decayed memory
-//! with a few wrong bits is useless. The key is made per process and never
-//! stored, so nothing depends on which hash made it.
+//! development machine (AMD EPYC, Zen 3), the derivation of one key
+//! (`breakdown_key_derivation*` in `benches/enclave.rs`, BENCHMARKS.md,
+//! session 9): 0.198 us with BLAKE2b-256 (`blake2` 0.11), 0.097 us with
+//! `blake3`; hashing 32 bytes in a throwaway loop, `blake2b_simd` took
+//! 157 ns and HSalsa20 (RustCrypto) 101 ns, against `blake3`'s 83 ns. What
+//! the derivation needs of the hash, both give: an output that cannot be
+//! computed without every bit of the input, so that a half read back from
+//! decayed memory with a few wrong bits is useless. The key is made per
+//! process and never stored, so nothing depends on which hash made it.
 
 use zeroize::Zeroize;
 
