@@ -67,10 +67,11 @@ pub(crate) fn scrub_stack() {
 #[inline(never)]
 fn scrub() {
     let mut stack = [MaybeUninit::<u8>::uninit(); SCRUB];
-    for piece in stack.chunks_mut(SCRUB_PIECE) {
-        for byte in piece.iter_mut() {
-            byte.write(0);
-        }
+    for piece in stack.chunks_exact_mut(SCRUB_PIECE) {
+        // A copy (a `memcpy` even in a debug build, where a loop over the
+        // bytes would make every seal 64 KiB of slow stores), which the
+        // optimiser turns into a `memset` of the piece.
+        piece.copy_from_slice(&ZERO_PIECE);
         // The stores must happen: the barrier is an empty assembly block
         // that the compiler must assume reads the piece. One per piece, so
         // the pieces are not merged into one large fill.
@@ -80,6 +81,12 @@ fn scrub() {
 
 /// The pieces [`scrub_stack`] writes, each with a fill of its own.
 const SCRUB_PIECE: usize = 1024;
+
+/// What each piece is overwritten with.
+const ZERO_PIECE: [MaybeUninit<u8>; SCRUB_PIECE] = [MaybeUninit::new(0); SCRUB_PIECE];
+
+// Whole pieces: `chunks_exact_mut` leaves no remainder unscrubbed.
+const _: () = assert!(SCRUB.is_multiple_of(SCRUB_PIECE));
 
 #[cfg(test)]
 thread_local! {
