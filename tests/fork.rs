@@ -364,6 +364,84 @@ fn without_wipe_on_fork_a_child_never_touches_what_is_mapped_there_now() {
 }
 
 // ---------------------------------------------------------------------------
+// A stream read in small pieces when the process forks
+// ---------------------------------------------------------------------------
+
+/// A 1-byte read of a stream reads its opened front chunk under a lease,
+/// with no look at the fork generation: the child's fork hook ends every
+/// inherited lease first (`mem::lease_roster`). Were it not so, the child
+/// would read zeros (`MADV_WIPEONFORK`) or die of SIGSEGV (no page there,
+/// `MADV_DONTFORK`) where the parent's chunk was.
+#[test]
+fn a_stream_read_in_small_pieces_fails_cleanly_in_a_forked_child() {
+    const TEST: &str = "a_stream_read_in_small_pieces_fails_cleanly_in_a_forked_child";
+    match role(TEST) {
+        Role::Parent => {
+            for scenario in ["wipeonfork", "dontfork"] {
+                assert_child_passed(TEST, scenario);
+            }
+        }
+        Role::Child(scenario) => {
+            use std::io::{ErrorKind, Read, Write};
+            if scenario == "dontfork" {
+                memguard::simulate_kernel_without_wipe_on_fork();
+            }
+            let data: Vec<u8> = (1..=192u8).collect();
+            let mut s = memguard::Stream::with_chunk_size(64);
+            s.write_all(&data).unwrap();
+            let mut one = [0u8; 1];
+            // The front chunk is opened into guarded memory and leased.
+            for expected in [1, 2] {
+                s.read_exact(&mut one).unwrap();
+                assert_eq!(one, [expected]);
+            }
+            let child = fork(|_| {
+                // The front chunk's pages are zeros or gone here; the rest
+                // was sealed under the parent's key: every read fails or
+                // finds the stream empty, none returns a byte.
+                let mut failed = 0;
+                loop {
+                    match s.read(&mut one) {
+                        Ok(0) => break,
+                        Ok(_) => return 60,
+                        Err(e) if e.kind() == ErrorKind::InvalidData => failed += 1,
+                        Err(_) => return 61,
+                    }
+                    if failed > 3 {
+                        return 62;
+                    }
+                }
+                if failed == 0 {
+                    return 63;
+                }
+                // The child's own data, read in small pieces (under a lease
+                // of the child's).
+                s.write_all(b"the child's own").unwrap();
+                let mut back = Vec::new();
+                loop {
+                    match s.read(&mut one) {
+                        Ok(0) => break,
+                        Ok(_) => back.push(one[0]),
+                        Err(_) => return 64,
+                    }
+                }
+                if back != b"the child's own" {
+                    return 65;
+                }
+                memguard::safe_exit(0)
+            });
+            expect(&scenario, &child, Ended::Exited(0));
+            // The parent reads on where it was.
+            let mut rest = Vec::new();
+            s.read_to_end(&mut rest).unwrap();
+            assert_eq!(rest, data[2..]);
+            mark("PASSED");
+        }
+        Role::Bystander => {}
+    }
+}
+
+// ---------------------------------------------------------------------------
 // The soak: fork, exec and signals while threads seal, open and purge
 // ---------------------------------------------------------------------------
 

@@ -509,6 +509,22 @@ mod tests {
     }
 
     #[test]
+    fn with_the_lease_roster_full_no_lease_is_taken_and_no_borrow_kept() {
+        let mut buf = LockedBuffer::from_bytes(&mut b"leased bytes".to_vec()).unwrap();
+        let mut one = [0u8; 1];
+        crate::mem::LEASE_ROSTER_FULL.with(|f| f.set(true));
+        let leased = buf.read_leased(7, &mut one);
+        crate::mem::LEASE_ROSTER_FULL.with(|f| f.set(false));
+        assert!(!leased, "no slot, no lease");
+        assert_eq!(one, [0], "nothing copied");
+        // The borrow taken for the lease was given back: a writer gets in.
+        buf.melt().unwrap();
+        buf.bytes_mut().unwrap()[0] = b'L';
+        assert!(buf.read_leased(0, &mut one), "a slot again");
+        assert_eq!(&one, b"L");
+    }
+
+    #[test]
     fn a_purge_destroys_a_leased_buffer_at_once() {
         let mut buf = LockedBuffer::random(64).unwrap();
         let mut one = [0u8; 1];

@@ -36,6 +36,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::LocalKey;
 
 use super::crash_table;
+use super::lease_roster;
 use super::sys::{Os, Process};
 
 /// Forks between the first process that used memguard and this one.
@@ -129,11 +130,13 @@ fn after_fork() {
     }
 }
 
-/// In the child, before anything else: a new generation, and no inherited
-/// region left in the crash table (their pages are zeros or gone: a crash
-/// must not write to them).
+/// In the child, before anything else: a new generation, no lease left
+/// to read under (a leased read does not look at the generation), and no
+/// inherited region left in the crash table (their pages are zeros or gone:
+/// a crash must not write to them, nor a read under a lease read them).
 fn in_child() {
     FORKS.fetch_add(1, Ordering::AcqRel);
+    lease_roster::end_all_in_child();
     crash_table::forget_all();
     after_fork();
 }

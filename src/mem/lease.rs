@@ -28,11 +28,13 @@
 //! region is destroyed when the owner lets the lease go.
 
 #[cfg(all(test, loom))]
-use loom::sync::atomic::{fence, AtomicBool, AtomicU8, Ordering};
+use loom::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering};
 #[cfg(not(all(test, loom)))]
-use std::sync::atomic::{fence, AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 use std::sync::atomic::compiler_fence;
+
+use super::lease_roster as roster;
 
 /// No lease.
 const FREE: u8 = 0;
@@ -46,6 +48,13 @@ const REVOKING: u8 = 3;
 const REVOKED: u8 = 4;
 /// Revoked, but the barrier failed: the owner releases the borrow.
 const ABANDONED: u8 = 5;
+/// Held or being revoked in the parent, seen in a forked child (set by the
+/// child's fork hook, see `lease_roster`): nobody reads under it here, and
+/// whoever takes it back first (owner or destroyer) releases the borrow.
+const INHERITED: u8 = 6;
+
+/// [`Lease::slot`] when the lease is not in the roster.
+const NO_SLOT: usize = usize::MAX;
 
 /// The lease state of one region.
 #[derive(Debug)]
@@ -53,6 +62,9 @@ pub(crate) struct Lease {
     state: AtomicU8,
     /// Whether the owner is reading under the lease now.
     active: AtomicBool,
+    /// Its slot in the roster (`lease_roster`) while held, else
+    /// [`NO_SLOT`]: a lease is held only while entered there.
+    slot: AtomicUsize,
 }
 
 impl Lease {
@@ -62,6 +74,7 @@ impl Lease {
         Lease {
             state: AtomicU8::new(FREE),
             active: AtomicBool::new(false),
+            slot: AtomicUsize::new(NO_SLOT),
         }
     }
 
@@ -71,6 +84,7 @@ impl Lease {
         Lease {
             state: AtomicU8::new(FREE),
             active: AtomicBool::new(false),
+            slot: AtomicUsize::new(NO_SLOT),
         }
     }
 
@@ -86,12 +100,50 @@ impl Lease {
     /// Makes the lease held, for an owner that has just taken the shared
     /// borrow it stands for; `barrier` says whether the process-wide
     /// barrier is ready in this process. False when a lease was held or
-    /// revoked before (the caller then gives its borrow back).
+    /// revoked before, or when the roster is full (the caller then gives
+    /// its borrow back).
     pub(crate) fn hold(&self, barrier: bool) -> bool {
+        // Entered first: from the moment it is held, a fork ends it in the
+        // child.
+        let Some(slot) = roster::enter(self) else {
+            return false;
+        };
+        self.slot.store(slot, Ordering::Relaxed);
         let held = if barrier { HELD_BARRIER } else { HELD_FENCED };
-        self.state
+        let taken = self
+            .state
             .compare_exchange(FREE, held, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+            .is_ok();
+        if !taken {
+            self.leave_roster();
+        }
+        taken
+    }
+
+    /// Takes the lease out of the roster, once it is no longer held.
+    fn leave_roster(&self) {
+        let slot = self.slot.swap(NO_SLOT, Ordering::AcqRel);
+        if slot != NO_SLOT {
+            roster::leave(slot, self);
+        }
+    }
+
+    /// In a forked child, from its fork hook (nothing else runs yet): a
+    /// lease held, or being revoked, in the parent becomes [`INHERITED`].
+    /// Its reads fail from now on, without a look at the fork generation;
+    /// the borrow it stands for is released by whoever takes it back
+    /// first. A lease the parent's owner or revoker had already let go
+    /// keeps its state (the borrow was released, or is the owner's).
+    /// Atomics only: async-signal-safe.
+    pub(crate) fn end_in_child(&self) {
+        let state = self.state.load(Ordering::Relaxed);
+        if matches!(state, HELD_BARRIER | HELD_FENCED | REVOKING) {
+            self.state.store(INHERITED, Ordering::Relaxed);
+        }
+        // The reader that may have been active is a thread of the parent.
+        self.active.store(false, Ordering::Relaxed);
+        // `slot` stays: the roster's own entry is gone, and leaving it
+        // again later changes nothing (see `lease_roster::leave`).
     }
 
     /// Runs `read` under the lease: `None`, without running it, when no
@@ -100,20 +152,30 @@ impl Lease {
     /// revoker waits for it).
     #[inline]
     pub(crate) fn read<R>(&self, read: impl FnOnce() -> R) -> Option<R> {
-        let held = self.state.load(Ordering::Relaxed);
-        if held != HELD_BARRIER && held != HELD_FENCED {
-            return None;
-        }
+        // Announce first, then look (the revoker changes `state`, then
+        // looks at `active`). Announcing before knowing whether a lease is
+        // held costs nothing: a revoker already at work waits for the flag
+        // to fall again, a moment later.
         self.active.store(true, Ordering::Relaxed);
-        if held == HELD_BARRIER {
-            // The revoker's barrier stands in for the hardware fence here.
-            compiler_fence(Ordering::SeqCst);
-        } else {
-            fence(Ordering::SeqCst);
-        }
+        // The revoker's barrier stands in for the hardware fence here.
+        compiler_fence(Ordering::SeqCst);
         // Acquire keeps the reads in `read` after this check.
-        if self.state.load(Ordering::Acquire) != held {
-            self.active.store(false, Ordering::Relaxed);
+        let held = match self.state.load(Ordering::Acquire) {
+            HELD_BARRIER => true,
+            // No barrier on the revoker's side: a fence of our own between
+            // the announcement and the look that counts.
+            HELD_FENCED => {
+                fence(Ordering::SeqCst);
+                self.state.load(Ordering::Acquire) == HELD_FENCED
+            }
+            _ => false,
+        };
+        if !held {
+            // Release, as after a read: a revoker that sees this `false`
+            // must also see the earlier reads finished (a plain store
+            // starts no release sequence of the earlier `false`; loom
+            // finds the race with `Relaxed` here).
+            self.active.store(false, Ordering::Release);
             return None;
         }
         let out = read();
@@ -130,6 +192,10 @@ impl Lease {
     /// barrier failed).
     pub(crate) fn revoke(&self, barrier: impl FnOnce() -> bool) -> bool {
         let held = self.state.load(Ordering::Relaxed);
+        if held == INHERITED {
+            // No reader in this process: taken back at once.
+            return self.take_inherited();
+        }
         if held != HELD_BARRIER && held != HELD_FENCED {
             return false;
         }
@@ -149,6 +215,7 @@ impl Lease {
         };
         if !fenced {
             self.state.store(ABANDONED, Ordering::Release);
+            self.leave_roster();
             return false;
         }
         while self.active.load(Ordering::Acquire) {
@@ -156,7 +223,16 @@ impl Lease {
             spin();
         }
         self.state.store(REVOKED, Ordering::Release);
+        self.leave_roster();
         true
+    }
+
+    /// Takes back an [`INHERITED`] lease; true for the one caller that
+    /// does (it releases the borrow).
+    fn take_inherited(&self) -> bool {
+        self.state
+            .compare_exchange(INHERITED, REVOKED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
     /// Takes the lease back when no read can be in progress: the owner's
@@ -171,10 +247,16 @@ impl Lease {
                         .compare_exchange(held, FREE, Ordering::AcqRel, Ordering::Acquire)
                         .is_ok()
                     {
+                        self.leave_roster();
                         return true;
                     }
                 }
                 REVOKING => spin(),
+                INHERITED => {
+                    if self.take_inherited() {
+                        return true;
+                    }
+                }
                 ABANDONED => {
                     if self
                         .state
@@ -187,6 +269,14 @@ impl Lease {
                 _ => return false,
             }
         }
+    }
+}
+
+/// Out of the roster before the memory goes: a pointer left there would
+/// dangle in a child forked later.
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.leave_roster();
     }
 }
 
@@ -248,6 +338,100 @@ mod tests {
         let lease = Lease::new();
         assert!(lease.hold(false));
         assert!(lease.revoke(|| panic!("the barrier is not used")));
+    }
+
+    #[test]
+    fn a_lease_is_held_only_while_in_the_roster() {
+        let lease = Lease::new();
+        assert!(lease.hold(true));
+        let slot = lease.slot.load(Ordering::Relaxed);
+        assert!(roster::holds(slot, &lease));
+        assert!(lease.release());
+        assert!(!roster::holds(slot, &lease), "left when released");
+        assert!(lease.hold(false));
+        let slot = lease.slot.load(Ordering::Relaxed);
+        assert!(roster::holds(slot, &lease));
+        assert!(lease.revoke(|| true));
+        assert!(!roster::holds(slot, &lease), "left when revoked");
+        let abandoned = Lease::new();
+        assert!(abandoned.hold(true));
+        let slot = abandoned.slot.load(Ordering::Relaxed);
+        assert!(!abandoned.revoke(|| false));
+        assert!(!roster::holds(slot, &abandoned), "left when abandoned");
+        assert!(abandoned.release());
+        // A full roster: no lease, and nothing held.
+        let refused = Lease::new();
+        roster::FULL.with(|f| f.set(true));
+        let held = refused.hold(true);
+        roster::FULL.with(|f| f.set(false));
+        assert!(!held, "no slot, no lease");
+        assert_eq!(refused.read(|| ()), None);
+        assert!(!refused.release(), "nothing to release");
+        assert!(refused.hold(true), "a slot again");
+        assert!(refused.release());
+    }
+
+    #[test]
+    fn a_dropped_lease_leaves_the_roster() {
+        let lease = Box::new(Lease::new());
+        assert!(lease.hold(true));
+        let slot = lease.slot.load(Ordering::Relaxed);
+        let address = std::ptr::from_ref::<Lease>(&lease) as usize;
+        assert_eq!(roster::occupant(slot), address);
+        drop(lease);
+        // Another test's lease may take the slot meanwhile (a region's,
+        // never at this address), never this one.
+        assert_ne!(roster::occupant(slot), address, "a dangling entry");
+    }
+
+    #[test]
+    fn an_inherited_lease_is_read_by_nobody_and_taken_back_once() {
+        // What the child's fork hook does to a lease held (either kind) or
+        // being revoked in the parent: the owner or the destroyer, whoever
+        // comes first, takes it back and releases the borrow; the other
+        // finds nothing to do. No barrier is run and nobody waits.
+        for state in [HELD_BARRIER, HELD_FENCED, REVOKING] {
+            for owner_first in [true, false] {
+                let lease = Lease::new();
+                assert!(lease.hold(true));
+                lease.state.store(state, Ordering::Relaxed);
+                lease.active.store(true, Ordering::Relaxed);
+                lease.end_in_child();
+                assert!(!lease.is_held());
+                assert_eq!(lease.read(|| ()), None, "{state}");
+                let no_barrier = || panic!("no barrier for an inherited lease");
+                if owner_first {
+                    assert!(lease.release(), "{state}");
+                    assert!(!lease.revoke(no_barrier), "{state}");
+                } else {
+                    assert!(lease.revoke(no_barrier), "{state}");
+                    assert!(!lease.release(), "{state}");
+                }
+                assert!(!lease.hold(true), "not leased again");
+            }
+        }
+        // A lease let go in the parent before the fork keeps its state:
+        // its borrow was released there (or is still the owner's).
+        let lease = Lease::new();
+        assert!(lease.hold(true));
+        assert!(lease.revoke(|| true));
+        lease.end_in_child();
+        assert!(
+            !lease.release() && !lease.revoke(|| true),
+            "released once, in the parent"
+        );
+        let lease = Lease::new();
+        assert!(lease.hold(true));
+        assert!(!lease.revoke(|| false));
+        lease.end_in_child();
+        assert!(
+            lease.release(),
+            "an abandoned lease is still the owner's to release"
+        );
+        let lease = Lease::new();
+        lease.end_in_child();
+        assert!(lease.hold(true), "a free lease stays free");
+        assert!(lease.release());
     }
 
     #[test]

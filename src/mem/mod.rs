@@ -14,6 +14,7 @@ mod fork;
 mod harden;
 mod layout;
 mod lease;
+mod lease_roster;
 mod lock_wait;
 mod memory_backend;
 mod protections;
@@ -33,6 +34,8 @@ use sys::Os;
 pub use compact_mode::{compact_mode, set_compact_mode, CompactMode};
 pub(crate) use corruption::{report_and_abort, set_wipe_all, CanaryCorruption};
 pub use harden::{disable_process_hardening, is_process_hardened};
+#[cfg(test)]
+pub(crate) use lease_roster::FULL as LEASE_ROSTER_FULL;
 pub(crate) use lock_wait::retry as retry_on_lock_limit;
 pub use memory_backend::{
     memory_backend, memory_backend_reason, set_memory_backend, MemoryBackend,

@@ -32,6 +32,13 @@ pub(crate) struct Region {
     state: BorrowState,
     /// The owner's lease: a shared borrow kept across reads (see `lease`).
     lease: Lease,
+    /// Where the data starts, and its length, as they were when the lease
+    /// was taken: read under the lease only, so that a leased read finds
+    /// its bytes with one load (no layout arithmetic, no slot lookup).
+    /// Written by the owner before the lease is held; neither changes while
+    /// it is (a compact slot moves only under the exclusive borrow).
+    leased_data: AtomicPtr<u8>,
+    leased_len: AtomicUsize,
     frozen: AtomicBool,
     /// "No access between uses": the data pages sealed while no guard is held.
     seal: Seal,
@@ -189,6 +196,8 @@ impl Region {
             len: AtomicUsize::new(len),
             state: BorrowState::new(),
             lease: Lease::new(),
+            leased_data: AtomicPtr::new(std::ptr::null_mut()),
+            leased_len: AtomicUsize::new(0),
             frozen: AtomicBool::new(false),
             seal: Seal::new(),
             mapping: slab::protections_of(slot),
@@ -222,6 +231,8 @@ impl Region {
             len: AtomicUsize::new(len),
             state: BorrowState::new(),
             lease: Lease::new(),
+            leased_data: AtomicPtr::new(std::ptr::null_mut()),
+            leased_len: AtomicUsize::new(0),
             frozen: AtomicBool::new(false),
             seal: Seal::new(),
             mapping,
@@ -487,6 +498,10 @@ impl Region {
         if self.is_inherited() || self.seal.is_on() || self.state.read().is_err() {
             return false;
         }
+        let len = self.len();
+        self.leased_len.store(len, Ordering::Relaxed);
+        self.leased_data
+            .store(self.data_ptr(len).as_ptr(), Ordering::Relaxed);
         if self.lease.hold(lease_barrier_ready()) {
             // A destroy that requested destruction before this lease was
             // held may have found no lease to revoke: look, after a fence
@@ -510,35 +525,39 @@ impl Region {
     /// false, copying nothing, when no lease is held (or it was revoked)
     /// or the range is out of bounds. Only the owner calls it, through
     /// `&mut` on the buffer, so there is one such read at a time.
+    ///
+    /// No look at the fork generation: in a forked child, the fork hook
+    /// ended every lease before any other code ran (see `lease_roster`),
+    /// so a lease held here is this process's own.
     #[inline]
     pub(crate) fn read_leased(&self, offset: usize, dst: &mut [u8]) -> bool {
-        let len = self.len();
-        match offset.checked_add(dst.len()) {
-            Some(end) if end <= len => {}
-            _ => return false,
-        }
-        if self.is_inherited() {
-            return false;
-        }
         self.lease
             .read(|| {
+                let len = self.leased_len.load(Ordering::Relaxed);
+                if offset > len || dst.len() > len - offset {
+                    return false;
+                }
                 // SAFETY: the lease holds a shared borrow, so the data pages
                 // are mapped, readable (never sealed: see lease()) and free of
                 // writers; a revoker waits for this read to finish before it
-                // wipes. offset..offset + dst.len() is inside the data.
-                let src = unsafe { self.data_ptr(len).add(offset) };
+                // wipes. It was taken in this process, not inherited through
+                // fork (a child's fork hook ends inherited leases before any
+                // read), so the pages are this process's own. `leased_data`
+                // and `leased_len` describe the data as it is while the lease
+                // is held (set before it was), and offset..offset + dst.len()
+                // is inside it.
+                let src = unsafe { self.leased_data.load(Ordering::Relaxed).add(offset) };
                 if let [byte] = dst {
                     // SAFETY: as above; one byte, without a call to memcpy.
                     *byte = unsafe { src.read() };
                 } else {
                     // SAFETY: as above; `dst` is ordinary memory that cannot
                     // overlap a guarded mapping.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr(), dst.len())
-                    };
+                    unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len()) };
                 }
+                true
             })
-            .is_some()
+            .unwrap_or(false)
     }
 
     /// Ends the owner's lease, releasing its borrow (which may carry out a
