@@ -160,15 +160,28 @@ impl Lease {
         // The revoker's barrier stands in for the hardware fence here.
         compiler_fence(Ordering::SeqCst);
         // Acquire keeps the reads in `read` after this check.
-        let held = match self.state.load(Ordering::Acquire) {
-            HELD_BARRIER => true,
-            // No barrier on the revoker's side: a fence of our own between
-            // the announcement and the look that counts.
-            HELD_FENCED => {
-                fence(Ordering::SeqCst);
-                self.state.load(Ordering::Acquire) == HELD_FENCED
-            }
-            _ => false,
+        let state = self.state.load(Ordering::Acquire);
+        // The common case first (laid out to fall through); the others are
+        // out of line.
+        if state == HELD_BARRIER || self.held_after_all(state) {
+            let out = read();
+            // Release: the revoker that sees `false` sees the reads finished.
+            self.active.store(false, Ordering::Release);
+            return Some(out);
+        }
+        None
+    }
+
+    /// [`Lease::read`] on any state but [`HELD_BARRIER`]: a lease held
+    /// without the barrier is still held after a fence of the reader's own
+    /// between the announcement and the look that counts; any other state
+    /// ends the announcement.
+    #[cold]
+    #[inline(never)]
+    fn held_after_all(&self, state: u8) -> bool {
+        let held = state == HELD_FENCED && {
+            fence(Ordering::SeqCst);
+            self.state.load(Ordering::Acquire) == HELD_FENCED
         };
         if !held {
             // Release, as after a read: a revoker that sees this `false`
@@ -176,12 +189,8 @@ impl Lease {
             // starts no release sequence of the earlier `false`; loom
             // finds the race with `Relaxed` here).
             self.active.store(false, Ordering::Release);
-            return None;
         }
-        let out = read();
-        // Release: the revoker that sees `false` sees the reads finished.
-        self.active.store(false, Ordering::Release);
-        Some(out)
+        held
     }
 
     /// Takes the lease back from its owner, on any thread but the owner's
