@@ -9,7 +9,7 @@ use support::{
     assert_killed_by, mark, passes_in_children, role, run, set_memlock_limit, survived, Role,
 };
 
-// Spare mappings: the wiped, sealed-off mappings of destroyed one-page
+// Spare mappings: the wiped, sealed-off mappings of destroyed
 // buffers that memguard keeps for reuse (`memguard::set_spare_limit`).
 //
 // Spares are process-wide, so every test plays its scenario in a child
@@ -59,13 +59,65 @@ fn a_destroyed_one_page_buffer_is_wiped_sealed_off_and_reused() {
         assert_eq!(again.bytes().len(), 100);
         // Destroying it checks the canary written for the new size.
         again.destroy();
-        // Buffers of more than a page are never kept.
-        let big = filled(page() + 1, 0x5A);
+        // A buffer whose pages the limit has no room for is unmapped: the
+        // limit counts data pages (4 here, one of them parked).
+        let big = filled(3 * page() + 1, 0x5A);
         let big_addr = data_page(&big);
         drop(big);
-        assert_eq!(perms(big_addr), None, "a two-page buffer is unmapped");
+        assert_eq!(perms(big_addr), None, "a four-page buffer is unmapped");
         assert_eq!(memguard::spare_mappings(), 1);
         mark("REUSED-WIPED");
+    });
+}
+
+#[test]
+fn a_destroyed_four_page_buffer_is_wiped_sealed_off_and_reused_at_its_size() {
+    const TEST: &str = "a_destroyed_four_page_buffer_is_wiped_sealed_off_and_reused_at_its_size";
+    passes_in_children(TEST, &["main"], "MULTI-PAGE-REUSED", |_| {
+        // A stream's opened chunk: 16 KiB, four data pages on 4 KiB pages.
+        memguard::set_spare_limit(8);
+        let size = 4 * page();
+        let buf = filled(size, 0xC3);
+        let first = data_page(&buf);
+        let last = first + 3 * page();
+        drop(buf);
+        assert_eq!(memguard::spare_mappings(), 1, "the mapping is kept");
+        for addr in [first, last] {
+            assert_eq!(
+                perms(addr).as_deref(),
+                Some(&*data_perms("---")),
+                "every data page of a spare is PROT_NONE"
+            );
+        }
+        // A one-page buffer does not take it.
+        let small = LockedBuffer::new(32).expect("LockedBuffer::new");
+        assert_ne!(data_page(&small), first);
+        assert_eq!(memguard::spare_mappings(), 1);
+        // A buffer of four pages does, zero-filled, every page writable.
+        let mut again = LockedBuffer::new(size - 100).expect("LockedBuffer::new");
+        assert_eq!(memguard::spare_mappings(), 0);
+        let start = again.bytes().as_ptr() as usize;
+        assert!(
+            (first..first + page()).contains(&start),
+            "the spare is reused"
+        );
+        assert!(again.bytes().iter().all(|&b| b == 0), "reused, not wiped");
+        again.bytes_mut().expect("mutable").fill(0x3C);
+        assert_eq!(perms(last).as_deref(), Some(&*data_perms("rw-")));
+        // Destroying it checks the canary written for the new size.
+        again.destroy();
+        drop(small);
+        // Parked now: 4 + 1 pages. Three buffers of four pages: the first
+        // takes the four-page spare. Dropped, it is parked again (1 + 4
+        // pages); the other two find no room under the limit of 8 pages.
+        let bufs: Vec<_> = (0..3).map(|i| filled(size, i)).collect();
+        let addrs: Vec<_> = bufs.iter().map(data_page).collect();
+        assert_eq!(addrs[0], first);
+        drop(bufs);
+        assert_eq!(memguard::spare_mappings(), 2);
+        let kept: Vec<_> = addrs.iter().map(|&a| perms(a).is_some()).collect();
+        assert_eq!(kept, [true, false, false], "the limit counts pages");
+        mark("MULTI-PAGE-REUSED");
     });
 }
 

@@ -320,7 +320,7 @@ impl LockedBuffer {
     }
 
     /// Wipes the data, checks the canary and unmaps the memory (or keeps a
-    /// one-page mapping, wiped and `PROT_NONE`, as a spare: see
+    /// mapping, wiped and `PROT_NONE`, as a spare: see
     /// [`set_spare_limit`](crate::set_spare_limit)). The same happens on
     /// drop; this spells it out.
     pub fn destroy(self) {

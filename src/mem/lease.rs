@@ -5,7 +5,7 @@
 //! and its release, 17.5 ns together on the development machine). A stream
 //! read one byte at a time pays them for every byte. A lease pays them once:
 //! the owner takes one shared borrow and keeps it, and each read under the
-//! lease costs two plain stores and two loads.
+//! lease costs two plain stores and one load.
 //!
 //! What makes that safe is the revoke. A purge (or a destroy) that finds a
 //! region leased does not defer to the lease, as it would to a guard: it
@@ -26,6 +26,12 @@
 //! When the barrier fails after all (a seccomp filter added later, say),
 //! the revoker leaves the borrow to the owner, as it would a guard's: the
 //! region is destroyed when the owner lets the lease go.
+//!
+//! A lease is held only while it is entered in the roster of
+//! `lease_roster`, whose fork hook makes every lease a forked child
+//! inherits [`INHERITED`]: nobody reads under it there, and the first of
+//! owner and destroyer to take it back releases its borrow. So a read
+//! under a lease needs no look at the fork generation.
 
 #[cfg(all(test, loom))]
 use loom::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering};

@@ -63,19 +63,22 @@ pub fn crash_handler_installed() -> bool {
     crash_handler::installed()
 }
 
-/// Sets how many spare mappings memguard keeps, and unmaps any beyond
-/// that; `0` turns reuse off, so that every destroyed buffer is unmapped
-/// at once.
+/// Sets how many data pages memguard keeps in spare mappings, and unmaps
+/// the spares beyond that; `0` turns reuse off, so that every destroyed
+/// buffer is unmapped at once.
 ///
-/// When a buffer of one page (up to 4096 bytes on most systems) is
-/// destroyed, its data page is wiped, made inaccessible (`PROT_NONE`, so a
-/// stale pointer still faults) and kept, guard pages, lock and advice
-/// included, for the next one-page buffer. Taking it costs one `mprotect`
-/// instead of a new mapping, which makes short-lived buffers (such as the
-/// ones [`Enclave::open`](crate::Enclave::open) returns) several times
-/// cheaper. Spares stay locked and count against `RLIMIT_MEMLOCK`: by
-/// default at most 8 are kept, and never more than a sixteenth of the lock
-/// limit (one under a 64 KiB limit, none under less). When a new buffer cannot be
+/// When a buffer is destroyed, its data pages are wiped, made inaccessible
+/// (`PROT_NONE`, so a stale pointer still faults) and kept, guard pages,
+/// lock and advice included, for the next buffer of as many data pages.
+/// Taking it costs one `mprotect` instead of a new mapping, which makes
+/// short-lived buffers (such as the ones
+/// [`Enclave::open`](crate::Enclave::open) returns, or a stream's opened
+/// chunk) several times cheaper. The limit counts data pages: a spare of
+/// one page (a buffer of up to 4096 bytes on most systems) counts one, a
+/// spare of four pages four. Spares stay locked and count against
+/// `RLIMIT_MEMLOCK`: by default at most 8 pages are kept, and never more
+/// than a sixteenth of the lock limit (one page under a 64 KiB limit, none
+/// under less). When a new buffer cannot be
 /// locked they are unmapped and the buffer is tried again, and
 /// [`purge`](crate::purge) unmaps them all.
 ///
@@ -89,8 +92,8 @@ pub fn set_spare_limit(max: usize) {
     spares::set_limit(max);
 }
 
-/// The most spare mappings kept: the value given to [`set_spare_limit`], or
-/// the default worked out from the lock limit.
+/// The most data pages kept in spare mappings: the value given to
+/// [`set_spare_limit`], or the default worked out from the lock limit.
 ///
 /// ```
 /// let before = memguard::spare_limit();

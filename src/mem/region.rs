@@ -138,9 +138,9 @@ unsafe impl Sync for Region {}
 impl Region {
     /// Maps a writable, zero-filled region for `len` bytes.
     ///
-    /// A one-page region reuses a spare mapping when there is one. When a
-    /// new mapping cannot be locked, the spares are unmapped (they hold
-    /// locked pages) and it is tried once more.
+    /// A region reuses a spare mapping of as many data pages when there is
+    /// one. When a new mapping cannot be locked, the spares are unmapped
+    /// (they hold locked pages) and it is tried once more.
     pub(crate) fn new(len: usize) -> Result<Region> {
         let page = Os::page_size();
         let layout = Layout::new(len, page)?;
@@ -160,11 +160,7 @@ impl Region {
         match (mode, small) {
             (CompactMode::Always, true) => Region::new_compact(len, layout, canary),
             (CompactMode::Automatic, true) => {
-                let spare = if layout.data_pages == page {
-                    spares::take(page)
-                } else {
-                    None
-                };
+                let spare = spares::take(page, layout.data_pages);
                 if spare.is_none() && !own_page_fits(page) {
                     return Region::new_compact(len, layout, canary);
                 }
@@ -176,11 +172,7 @@ impl Region {
                 }
             }
             _ => {
-                let spare = if layout.data_pages == page {
-                    spares::take(page)
-                } else {
-                    None
-                };
+                let spare = spares::take(page, layout.data_pages);
                 Region::new_own(len, layout, canary, spare)
             }
         }
@@ -710,8 +702,8 @@ impl Region {
     }
 
     /// Wipes the data, checks the canary, then unmaps the mapping or, for an
-    /// intact one-page region, wipes the canary too and parks it as a spare
-    /// (sealed off with `PROT_NONE`). Called exactly once, by whoever won the
+    /// intact region, wipes the canary too and parks it as a spare (sealed
+    /// off with `PROT_NONE`) when the spares have room for its pages. Called exactly once, by whoever won the
     /// right to destroy in the BorrowState.
     fn wipe_and_unmap(&self) -> std::result::Result<(), CanaryCorruption> {
         if self.is_inherited() {
@@ -750,14 +742,13 @@ impl Region {
             crash_table::remove(slot);
         }
         let page = self.layout.page;
-        // SAFETY: our three-page mapping, wiped whole (the canary is checked
-        // intact, and zeroed, only when the pages are writable); nothing can
-        // reach it any more because the BorrowState says destroyed, and the
+        // SAFETY: our mapping (data pages between two guards), wiped whole
+        // (the canary is checked intact, and zeroed, only when the pages are
+        // writable); nothing can reach it any more because the BorrowState says destroyed, and the
         // crash handler no longer lists it.
         let parked = writable
             && checked.is_ok()
-            && size == page
-            && unsafe { spares::park(self.base, page, self.mapping, self.epoch) };
+            && unsafe { spares::park(self.base, page, size, self.mapping, self.epoch) };
         if !parked {
             // SAFETY: exactly the mapping made in new(), unreachable as above.
             unsafe { Os::free(self.base, self.layout.total()) };

@@ -1,23 +1,27 @@
-//! Spare mappings: the guarded mappings of destroyed one-page buffers,
-//! wiped, sealed off and still locked, kept for the next one-page buffer.
+//! Spare mappings: the guarded mappings of destroyed buffers, wiped,
+//! sealed off and still locked, kept for the next buffer of as many data
+//! pages.
 //!
 //! A fresh guarded mapping costs a map, an `mprotect`, an `mlock`, two
 //! `madvise` calls, an unmap and a page fault; most of that is the kernel
 //! setting up and tearing down the mapping and its page. A spare costs one
 //! `mprotect` to take and one to put back. Secrets are mostly small (keys,
 //! tokens, passwords) and short-lived (open, use, drop), so this is the
-//! common case.
+//! common case. Larger ones are kept too, within the same budget: a
+//! stream's opened chunk (16 KiB, four data pages) cost 21 us to map and
+//! unmap against under 2 us for a spare, a seventh of reading a 256 KiB
+//! stream to the end (`stream_small_reads`, BENCHMARKS.md).
 //!
 //! What a spare is, between two buffers:
-//! - its data page is wiped (all of it, canary included) before it is
+//! - its data pages are wiped (all of them, canary included) before it is
 //!   parked, exactly as before an unmap;
-//! - its data page is inaccessible (`PROT_NONE`), like the guard pages
+//! - its data pages are inaccessible (`PROT_NONE`), like the guard pages
 //!   either side, so a stale pointer into a destroyed buffer still faults;
 //! - it stays locked (on Windows, where an inaccessible page loses its
 //!   lock, it is locked again when taken), out of core dumps and out of
 //!   forked children, so it counts against the lock limit. That is why the
-//!   number kept is small: by default at most [`DEFAULT_LIMIT`], and at
-//!   most a sixteenth of the lock limit. When a new mapping cannot be locked, the spares are unmapped
+//!   data pages kept are few: by default at most [`DEFAULT_LIMIT`] pages in
+//!   all spares together, and at most a sixteenth of the lock limit. When a new mapping cannot be locked, the spares are unmapped
 //!   and the mapping is tried again; [`purge`](crate::purge) unmaps them too.
 //!
 //! A forked child does not inherit locks, so spares made before a fork are
@@ -33,19 +37,22 @@ use super::layout::Layout;
 use super::protections::Protections;
 use super::sys::{Access, Os, Pages};
 
-/// How many spares are kept unless [`set_limit`] says otherwise.
+/// How many data pages spares may hold together unless [`set_limit`] says
+/// otherwise (a spare of `n` data pages counts `n`).
 pub(crate) const DEFAULT_LIMIT: usize = 8;
 
 /// `LIMIT` before anyone set it.
 const UNSET: usize = usize::MAX;
 
-/// A parked mapping: three pages, the middle one the data page.
+/// A parked mapping: its data pages between two guard pages.
 struct Spare {
     base: NonNull<u8>,
     /// What the system gave the mapping.
     mapping: Protections,
     /// The fork generation it was parked in.
     forks: u64,
+    /// The bytes of its data pages (a whole number of pages).
+    data: usize,
 }
 
 // SAFETY: a Spare is an address and two plain values; the mapping it names is
@@ -82,7 +89,7 @@ fn try_all() -> Option<MutexGuard<'static, Vec<Spare>>> {
     }
 }
 
-/// The most spares kept now.
+/// The most data pages kept in spares now.
 pub(crate) fn limit() -> usize {
     match LIMIT.load(Ordering::Relaxed) {
         UNSET => *DEFAULT.get_or_init(|| {
@@ -96,18 +103,27 @@ pub(crate) fn limit() -> usize {
     }
 }
 
-/// Sets the most spares kept and unmaps any beyond it.
+/// Sets the most data pages kept in spares and unmaps the spares beyond
+/// it (the most recently parked go first).
 pub(crate) fn set_limit(max: usize) {
     let max = max.min(UNSET - 1);
     LIMIT.store(max, Ordering::Relaxed);
-    let extra: Vec<Spare> = {
+    let page = Os::page_size();
+    let mut extra = Vec::new();
+    {
         let mut list = all();
-        let keep = list.len().min(max);
-        list.split_off(keep)
-    };
+        while pages(&list, page) > max {
+            extra.extend(list.pop());
+        }
+    }
     for spare in extra {
         release(spare);
     }
+}
+
+/// The data pages the spares in `list` hold together.
+fn pages(list: &[Spare], page: usize) -> usize {
+    list.iter().map(|s| s.data / page).sum()
 }
 
 /// The number of spares parked now.
@@ -115,32 +131,39 @@ pub(crate) fn count() -> usize {
     all().len()
 }
 
-/// Takes a spare for a one-page buffer: its data page made writable and
-/// zero-filled, everything else as [`Region`](super::Region) sets it up.
-/// `None` when there is none (or the list is busy).
+/// Takes a spare for a buffer of `data` bytes of data pages: its data
+/// pages made writable and zero-filled, everything else as
+/// [`Region`](super::Region) sets it up. `None` when there is none of that
+/// size (or the list is busy).
 ///
 /// Where making a page inaccessible unlocks it (Windows: `PAGE_NOACCESS`
-/// drops the `VirtualLock`), the data page is locked again here, after it
-/// is made writable; a spare that cannot be locked is unmapped instead.
-pub(crate) fn take(page: usize) -> Option<(NonNull<u8>, Protections)> {
+/// drops the `VirtualLock`), the data pages are locked again here, after
+/// they are made writable; a spare that cannot be locked is unmapped
+/// instead.
+pub(crate) fn take(page: usize, data: usize) -> Option<(NonNull<u8>, Protections)> {
     let forks = fork::generation();
     loop {
-        let spare = try_all()?.pop()?;
+        let spare = {
+            let mut list = try_all()?;
+            // The most recently parked of that size.
+            let at = list.iter().rposition(|s| s.data == data)?;
+            list.remove(at)
+        };
         if spare.forks != forks {
             // Parked before a fork: not locked in this process.
             release(spare);
             continue;
         }
-        let data = data_page(spare.base, page);
-        // SAFETY: the data page of a mapping we parked and nobody else can
-        // reach; no reference into it exists.
-        if unsafe { Os::protect(data, page, Access::ReadWrite) }.is_err() {
+        let pages = data_pages(spare.base, page);
+        // SAFETY: the data pages of a mapping we parked and nobody else can
+        // reach; no reference into them exists.
+        if unsafe { Os::protect(pages, data, Access::ReadWrite) }.is_err() {
             release(spare);
             continue;
         }
-        // SAFETY: as above; the page is accessible now. A constant: no call
-        // at all where locks survive.
-        if Os::NO_ACCESS_UNLOCKS && unsafe { Os::lock(data, page) }.is_err() {
+        // SAFETY: as above; the pages are accessible now. A constant: no
+        // call at all where locks survive.
+        if Os::NO_ACCESS_UNLOCKS && unsafe { Os::lock(pages, data) }.is_err() {
             release(spare);
             return None;
         }
@@ -148,16 +171,19 @@ pub(crate) fn take(page: usize) -> Option<(NonNull<u8>, Protections)> {
     }
 }
 
-/// Offers the mapping of a destroyed one-page buffer, whose data page the
-/// caller has wiped, made at purge count `epoch`. Returns `false` when it is
-/// not kept: the caller unmaps it.
+/// Offers the mapping of a destroyed buffer with `data` bytes of data
+/// pages, which the caller has wiped, made at purge count `epoch`. Returns
+/// `false` when it is not kept (the limit has no room for its pages): the
+/// caller unmaps it.
 ///
 /// # Safety
-/// `base` must be a three-page mapping from [`Pages::allocate`] set up by
-/// `Region` (data page locked and advised), wiped, that nothing can reach.
+/// `base` must be a mapping from [`Pages::allocate`] of `data` bytes of
+/// data pages between two guard pages, set up by `Region` (data pages
+/// locked and advised), wiped, that nothing can reach.
 pub(crate) unsafe fn park(
     base: NonNull<u8>,
     page: usize,
+    data: usize,
     mapping: Protections,
     epoch: u64,
 ) -> bool {
@@ -168,17 +194,18 @@ pub(crate) unsafe fn park(
     let Some(mut list) = try_all() else {
         return false;
     };
-    if list.len() >= max {
+    if pages(&list, page) + data / page > max {
         return false;
     }
     // SAFETY: the caller hands over the mapping; nothing references it.
-    if unsafe { Os::protect(data_page(base, page), page, Access::None) }.is_err() {
+    if unsafe { Os::protect(data_pages(base, page), data, Access::None) }.is_err() {
         return false;
     }
     list.push(Spare {
         base,
         mapping,
         forks: fork::generation(),
+        data,
     });
     true
 }
@@ -208,7 +235,8 @@ pub(crate) fn drain() -> usize {
 /// Unmaps a spare, or forgets it when a fork left this process without it.
 fn release(spare: Spare) {
     let inherited = spare.forks != fork::generation();
-    super::region::count_own(Os::page_size(), false);
+    let page = Os::page_size();
+    super::region::count_own(spare.data, false);
     super::lock_wait::notify();
     if inherited && !spare.mapping.contains(Protections::ZEROED_IN_FORKS) {
         // The mapping did not come with the fork; something else may live at
@@ -216,20 +244,22 @@ fn release(spare: Spare) {
         return;
     }
     // SAFETY: a whole mapping from Pages::allocate that only the list knew.
-    unsafe { Os::free(spare.base, geometry(Os::page_size()).total()) };
+    unsafe { Os::free(spare.base, geometry(page, spare.data).total()) };
 }
 
-/// The layout of every spare: one data page between the guards.
-fn geometry(page: usize) -> Layout {
+/// The layout of a spare: `data` bytes of data pages between the guards.
+fn geometry(page: usize, data: usize) -> Layout {
     Layout {
         page,
-        data_pages: page,
+        data_pages: data,
     }
 }
 
-fn data_page(base: NonNull<u8>, page: usize) -> NonNull<u8> {
+/// Where a spare's data pages start (after the leading guard page, the same
+/// offset whatever their number).
+fn data_pages(base: NonNull<u8>, page: usize) -> NonNull<u8> {
     // SAFETY: the data pages' offset lies inside the spare's mapping.
-    unsafe { base.add(geometry(page).data_pages_offset()) }
+    unsafe { base.add(geometry(page, page).data_pages_offset()) }
 }
 
 /// Installs the fork hooks once (spares are kept only when a child can tell
