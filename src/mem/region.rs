@@ -703,8 +703,9 @@ impl Region {
 
     /// Wipes the data, checks the canary, then unmaps the mapping or, for an
     /// intact region, wipes the canary too and parks it as a spare (sealed
-    /// off with `PROT_NONE`) when the spares have room for its pages. Called exactly once, by whoever won the
-    /// right to destroy in the BorrowState.
+    /// off with `PROT_NONE`) when the spares have room for its pages.
+    /// Called exactly once, by whoever won the right to destroy in the
+    /// BorrowState.
     fn wipe_and_unmap(&self) -> std::result::Result<(), CanaryCorruption> {
         if self.is_inherited() {
             self.release_inherited();
@@ -744,8 +745,8 @@ impl Region {
         let page = self.layout.page;
         // SAFETY: our mapping (data pages between two guards), wiped whole
         // (the canary is checked intact, and zeroed, only when the pages are
-        // writable); nothing can reach it any more because the BorrowState says destroyed, and the
-        // crash handler no longer lists it.
+        // writable); nothing can reach it any more because the BorrowState
+        // says destroyed, and the crash handler no longer lists it.
         let parked = writable
             && checked.is_ok()
             && unsafe { spares::park(self.base, page, size, self.mapping, self.epoch) };

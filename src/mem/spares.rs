@@ -9,7 +9,7 @@
 //! tokens, passwords) and short-lived (open, use, drop), so this is the
 //! common case. Larger ones are kept too, within the same budget: a
 //! stream's opened chunk (16 KiB, four data pages) cost 21 us to map and
-//! unmap against under 2 us for a spare, a seventh of reading a 256 KiB
+//! unmap against under 2 us for a spare, an eighth of reading a 256 KiB
 //! stream to the end (`stream_small_reads`, BENCHMARKS.md).
 //!
 //! What a spare is, between two buffers:
@@ -21,8 +21,9 @@
 //!   lock, it is locked again when taken), out of core dumps and out of
 //!   forked children, so it counts against the lock limit. That is why the
 //!   data pages kept are few: by default at most [`DEFAULT_LIMIT`] pages in
-//!   all spares together, and at most a sixteenth of the lock limit. When a new mapping cannot be locked, the spares are unmapped
-//!   and the mapping is tried again; [`purge`](crate::purge) unmaps them too.
+//!   all spares together, and at most a sixteenth of the lock limit. When
+//!   a new mapping cannot be locked, the spares are unmapped and the
+//!   mapping is tried again; [`purge`](crate::purge) unmaps them too.
 //!
 //! A forked child does not inherit locks, so spares made before a fork are
 //! never handed out after it (see `fork::generation`).
