@@ -66,7 +66,8 @@ declare -A SKIP=(
 #   have, look lost), and makes its exit code 99.
 # - memguard/crypto::salsa20's three differential sweeps and the random
 #   libsodium comparison: 6-10 s each natively (debug), together over 10
-#   minutes here. Every keystream path (AVX2, SSE2, portable) still runs
+#   minutes here. Every keystream path valgrind can run (AVX2, SSE2,
+#   portable; its CPU has no AVX-512, so that path is not offered) still runs
 #   under valgrind through the known-answer vectors, the offsets into a
 #   block, the block-counter carry test, the libsodium block-counter test
 #   and the cipher's reference test; the sweeps run natively in the test

@@ -1,5 +1,5 @@
-//! The vectorised Salsa20 keystream paths (AVX2, SSE2 on x86_64; NEON on
-//! aarch64) against the portable one (RustCrypto's `salsa20`), on
+//! The vectorised Salsa20 keystream paths (AVX-512VL, AVX2, SSE2 on
+//! x86_64; NEON on aarch64) against the portable one (RustCrypto's `salsa20`), on
 //! fuzz-chosen keys, nonces, byte positions and lengths: every path must
 //! give exactly the portable bytes.
 //!

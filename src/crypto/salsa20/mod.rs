@@ -4,8 +4,11 @@
 //! Paths, chosen once per process by run-time CPU feature detection and
 //! cached ([`best`]):
 //!
-//! - x86_64: AVX2 ([`avx2`], 8 blocks per step), else SSE2 ([`sse2`], 4
-//!   blocks; every x86_64 CPU has it);
+//! - x86_64: AVX2 with AVX-512VL's rotate where the CPU has both
+//!   ([`avx2::xor_steps_vl`], 8 blocks per step; built with Rust 1.89 or
+//!   later, the `memguard_avx512` cfg of `build.rs`), else AVX2
+//!   ([`avx2`], 8 blocks per step), else SSE2 ([`sse2`], 4 blocks; every
+//!   x86_64 CPU has it);
 //! - aarch64: NEON ([`neon`], 4 blocks; every aarch64 CPU has it);
 //! - anywhere else, and always under Miri (which cannot run intrinsics):
 //!   [`portable`], RustCrypto's `salsa20`, one block at a time.
@@ -15,7 +18,9 @@
 //! back to N consecutive 64-byte blocks and XOR them with the input. That is
 //! the layout libsodium's SSE2/AVX2 Salsa20 uses. They are the crate's only
 //! `unsafe` outside the memory layer: `#[target_feature]` functions and the
-//! intrinsics they call, each behind a check that the CPU has the feature.
+//! intrinsics they call, each behind a check that the CPU has the feature,
+//! and one `asm!` block that zeroes the AVX-512 registers no intrinsic
+//! clears.
 //!
 //! Everything here is tested against RustCrypto's `salsa20`/`xsalsa20` on
 //! every path the machine has (tests below, `tests/libsodium.rs` against
@@ -24,9 +29,9 @@
 //! Wiping: [`Salsa20Key`] (the key and nonce words) is zeroized on drop, so
 //! are the stack buffers used for a partial block. The vector paths leave
 //! their last keystream in registers and spilled in their stack frames; the
-//! AVX2 path clears every vector register before it returns, and the
-//! callers in `enclave.rs` scrub the stack below them after each cipher
-//! operation.
+//! AVX2 and AVX-512VL paths clear every vector register they use before
+//! they return, and the callers in `enclave.rs` scrub the stack below them
+//! after each cipher operation.
 
 use zeroize::{Zeroize, Zeroizing};
 
@@ -167,6 +172,9 @@ pub(crate) enum Path {
     /// AVX2, 8 blocks at a time.
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     Avx2,
+    /// AVX2 with AVX-512VL's rotate, 8 blocks at a time.
+    #[cfg(all(target_arch = "x86_64", memguard_avx512, not(miri)))]
+    Avx512Vl,
     /// NEON, 4 blocks at a time.
     #[cfg(all(target_arch = "aarch64", target_endian = "little", not(miri)))]
     Neon,
@@ -181,6 +189,8 @@ impl Path {
             Path::Sse2 => sse2::STEP,
             #[cfg(all(target_arch = "x86_64", not(miri)))]
             Path::Avx2 => avx2::STEP,
+            #[cfg(all(target_arch = "x86_64", memguard_avx512, not(miri)))]
+            Path::Avx512Vl => avx2::STEP,
             #[cfg(all(target_arch = "aarch64", target_endian = "little", not(miri)))]
             Path::Neon => neon::STEP,
         }
@@ -199,6 +209,10 @@ pub(crate) fn available() -> Vec<Path> {
         paths.push(Path::Sse2);
         if std::is_x86_feature_detected!("avx2") {
             paths.push(Path::Avx2);
+            #[cfg(memguard_avx512)]
+            if has_avx512vl() {
+                paths.push(Path::Avx512Vl);
+            }
         }
     }
     #[cfg(all(target_arch = "aarch64", target_endian = "little", not(miri)))]
@@ -287,7 +301,7 @@ fn next(counter: u64, blocks: u64) -> u64 {
 /// The path for a tail of `n` bytes (less than one step of `path`).
 fn tail_path(path: Path, n: usize) -> Path {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
-    if path == Path::Avx2 && n <= sse2::STEP {
+    if path.step() > sse2::STEP && n <= sse2::STEP {
         return Path::Sse2;
     }
     let _ = n;
@@ -316,6 +330,15 @@ fn xor_steps(path: Path, state: &[u32; 16], counter: u64, src: &[u8], dst: &mut 
             // SAFETY: the CPU has AVX2 (checked just above).
             unsafe { avx2::xor_steps(state, counter, src, dst) }
         }
+        #[cfg(all(target_arch = "x86_64", memguard_avx512, not(miri)))]
+        Path::Avx512Vl => {
+            // As for AVX2: offered by `available()` only when the CPU has
+            // the features, and checked again here.
+            assert!(std::is_x86_feature_detected!("avx2") && has_avx512vl());
+            // SAFETY: the CPU has AVX2, AVX-512F and AVX-512VL (checked
+            // just above).
+            unsafe { avx2::xor_steps_vl(state, counter, src, dst) }
+        }
         #[cfg(all(target_arch = "aarch64", target_endian = "little", not(miri)))]
         Path::Neon => {
             assert!(std::arch::is_aarch64_feature_detected!("neon"));
@@ -323,6 +346,13 @@ fn xor_steps(path: Path, state: &[u32; 16], counter: u64, src: &[u8], dst: &mut 
             unsafe { neon::xor_steps(state, counter, src, dst) }
         }
     }
+}
+
+/// Whether the CPU has AVX-512F and AVX-512VL (and the OS saves the
+/// AVX-512 registers, which the detection also checks).
+#[cfg(all(target_arch = "x86_64", memguard_avx512, not(miri)))]
+fn has_avx512vl() -> bool {
+    std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl")
 }
 
 /// The key and nonce back out of a state (for the portable path handed a

@@ -63,6 +63,15 @@ fn every_path_is_tested_here() {
     assert_eq!(best(), *paths.last().unwrap());
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     assert!(paths.contains(&Path::Sse2));
+    // Where the CPU has AVX-512VL, its path is here too (and so is tested
+    // by every test below).
+    #[cfg(all(target_arch = "x86_64", memguard_avx512, not(miri)))]
+    assert_eq!(
+        paths.contains(&Path::Avx512Vl),
+        std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512vl")
+    );
     // Miri cannot run intrinsics: only the portable path exists there.
     #[cfg(miri)]
     assert_eq!(paths, [Path::Portable]);
