@@ -118,6 +118,9 @@ mod mac;
 #[allow(dead_code)]
 #[path = "../src/crypto/poly1305_64.rs"]
 mod poly1305_64;
+#[allow(dead_code)]
+#[path = "../src/crypto/poly1305_avx2.rs"]
+mod poly1305_avx2;
 #[allow(dead_code, unused_imports)]
 #[path = "../src/crypto/salsa20/mod.rs"]
 mod salsa20;
@@ -434,7 +437,18 @@ fn poly1305(c: &mut Criterion) {
     let libsodium = sodium::required();
     let mut g = c.benchmark_group("poly1305");
     let key = [0x5au8; 32];
-    for n in [32, KIB, 2 * KIB, 3 * KIB, 4 * KIB, 16 * KIB, 64 * KIB, MIB] {
+    for n in [
+        32,
+        256,
+        512,
+        768,
+        KIB,
+        2 * KIB,
+        4 * KIB,
+        16 * KIB,
+        64 * KIB,
+        MIB,
+    ] {
         let data = template(n);
         let label = size_label(n);
         g.throughput(Throughput::Bytes(n as u64));
@@ -445,6 +459,11 @@ fn poly1305(c: &mut Criterion) {
             })
         });
         g.bench_with_input(BenchmarkId::new("scalar64", &label), &n, |b, _| {
+            b.iter(|| black_box(poly1305_64::Mac::scalar(black_box(&key)).finish(black_box(&data))))
+        });
+        // The crate's choice: the AVX2 code from 768 bytes on, where the
+        // CPU has it.
+        g.bench_with_input(BenchmarkId::new("memguard", &label), &n, |b, _| {
             b.iter(|| black_box(poly1305_64::tag(black_box(&key), black_box(&data))))
         });
         g.bench_with_input(BenchmarkId::new("libsodium", &label), &n, |b, _| {
@@ -484,7 +503,7 @@ fn components(c: &mut Criterion) {
             b.iter(|| libsodium.stream_salsa20_xor_ic(&mut dst, black_box(&src), &[7; 8], 1, &KEY))
         });
         g.bench_with_input(BenchmarkId::new("poly1305_scalar64", &label), &n, |b, _| {
-            b.iter(|| black_box(poly1305_64::tag(&KEY, black_box(&src))))
+            b.iter(|| black_box(poly1305_64::Mac::scalar(&KEY).finish(black_box(&src))))
         });
         g.bench_with_input(BenchmarkId::new("poly1305_memguard", &label), &n, |b, _| {
             b.iter(|| black_box(mac::poly1305_tag(&KEY, black_box(&src))))

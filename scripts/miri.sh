@@ -70,12 +70,14 @@ KEY_SKIP=(
 )
 # Of crypto::, run 1 also takes the crate's Poly1305
 # (src/crypto/poly1305_64.rs): plain 64-bit safe code, the same on every
-# machine, so Miri runs the very code every build uses (its tests shrink
-# their lengths under cfg(miri)).
+# machine and all that is compiled under cfg(miri) (its tests shrink their
+# lengths under cfg(miri)). Its AVX2 bulk code (src/crypto/poly1305_avx2.rs,
+# intrinsics) is not compiled under Miri; it is checked like the keystream's
+# vector paths below (differential tests, the poly1305 fuzz target).
 # Not run at all: the rest of crypto::. The Salsa20 keystream's vector paths
-# (src/crypto/salsa20/{sse2,avx2,neon}.rs, the crate's only unsafe outside
-# the memory layer) are SIMD intrinsics (and, on the AVX-512VL path, one
-# asm! block), which Miri cannot run: under
+# (src/crypto/salsa20/{sse2,avx2,neon}.rs; with poly1305_avx2.rs the crate's
+# only unsafe outside the memory layer) are SIMD intrinsics (and, on the
+# AVX-512VL path, one asm! block), which Miri cannot run: under
 # cfg(miri) they are not compiled and the portable path (RustCrypto's
 # salsa20) is the only one; run 1 checks that with
 # crypto::salsa20::tests::every_path_is_tested_here. The vector paths are

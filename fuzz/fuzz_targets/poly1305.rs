@@ -1,9 +1,10 @@
-//! The crate's Poly1305 (`src/crypto/poly1305_64.rs`, radix 2^64) against
-//! RustCrypto's `poly1305` on fuzz-chosen keys and messages: the tags must
-//! be equal.
+//! The crate's Poly1305 (`src/crypto/poly1305_64.rs`, radix 2^64, handing
+//! inputs from 768 bytes on to `src/crypto/poly1305_avx2.rs` where the CPU
+//! has AVX2) against RustCrypto's `poly1305` and against the radix-2^64
+//! code alone, on fuzz-chosen keys and messages: the tags must be equal.
 //!
-//! The crate's module is internal, so it is compiled in here from its
-//! source (the same file the crate builds).
+//! The crate's modules are internal, so they are compiled in here from their
+//! source (the same files the crate builds).
 
 #![no_main]
 
@@ -13,6 +14,9 @@ use poly1305::universal_hash::KeyInit;
 #[allow(dead_code)]
 #[path = "../../src/crypto/poly1305_64.rs"]
 mod poly1305_64;
+#[allow(dead_code)]
+#[path = "../../src/crypto/poly1305_avx2.rs"]
+mod poly1305_avx2;
 
 fuzz_target!(|input: &[u8]| {
     if input.len() < 32 {
@@ -23,5 +27,8 @@ fuzz_target!(|input: &[u8]| {
     let reference: [u8; 16] = poly1305::Poly1305::new((&key).into())
         .compute_unpadded(message)
         .into();
-    assert_eq!(poly1305_64::tag(&key, message), reference, "length {}", message.len());
+    let ours = poly1305_64::tag(&key, message);
+    assert_eq!(ours, reference, "length {}", message.len());
+    let scalar = poly1305_64::Mac::scalar(&key).finish(message);
+    assert_eq!(ours, scalar, "radix-2^64 code alone, length {}", message.len());
 });

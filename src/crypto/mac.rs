@@ -1,5 +1,7 @@
 //! Poly1305, the MAC of the cipher: the crate's own radix-2^64 code
-//! ([`poly1305_64`](super::poly1305_64)) at every length.
+//! ([`poly1305_64`](super::poly1305_64)) at every length, which hands the
+//! bulk of inputs from 768 bytes on to its AVX2 code
+//! ([`poly1305_avx2`](super::poly1305_avx2)) where the CPU has AVX2.
 //!
 //! Until issue 13's second part the crate switched by length between
 //! `orion`'s Poly1305 (up to 3 KiB; 26-bit limbs, no setup) and RustCrypto's
