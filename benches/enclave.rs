@@ -481,9 +481,9 @@ fn poly1305(c: &mut Criterion) {
 }
 
 /// The two halves of the cipher beside libsodium's: the Salsa20 keystream
-/// (the crate's fastest path, SSE2, against `crypto_stream_salsa20_xor_ic`)
-/// and Poly1305 (the crate's choice by length against
-/// `crypto_onetimeauth`).
+/// (each path the CPU has, against `crypto_stream_salsa20_xor_ic`) and
+/// Poly1305 (the radix-2^64 code alone, and the crate's choice by length,
+/// against `crypto_onetimeauth`).
 fn components(c: &mut Criterion) {
     let libsodium = sodium::required();
     let mut g = c.benchmark_group("components");
