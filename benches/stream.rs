@@ -97,7 +97,7 @@ mod benchops;
 #[path = "support/ops.rs"]
 mod ops;
 
-use benchops::floors::{self, KEY};
+use benchops::floors;
 use benchops::{template, Body, Nonces, Reader, Slot};
 use ops::{bench_rows, op, Timer};
 
@@ -168,8 +168,14 @@ fn stream<M: Timer>(c: &mut Criterion<M>) {
         // `crypto_secretbox_easy` into a new `Vec` (as `raw_seal_16k_chunks`,
         // dropped after the run); opening, `crypto_secretbox_open_easy`
         // into one reused buffer.
-        ("libsodium_seal_16k_chunks", op(sodium_seal_chunks)),
-        ("libsodium_open_16k_chunks", op(sodium_open_chunks)),
+        (
+            "libsodium_seal_16k_chunks",
+            op(|| benchops::sodium_seal_chunks(TOTAL, CHUNK)),
+        ),
+        (
+            "libsodium_open_16k_chunks",
+            op(|| benchops::sodium_open_chunks(TOTAL, CHUNK)),
+        ),
         (
             "stream_write_16k_pieces",
             op(|| benchops::stream_write(TOTAL, CHUNK)),
@@ -193,64 +199,6 @@ fn stream<M: Timer>(c: &mut Criterion<M>) {
     ];
     bench_rows(&mut g, None, rows);
     g.finish();
-}
-
-/// libsodium's seal of the 1 MiB source in 16 KiB chunks, each with a
-/// counter nonce into a new `Vec`.
-fn sodium_seal_chunks() -> Result<Body, String> {
-    let libsodium = sodium::required();
-    let src = template(TOTAL);
-    let mut counter = 0u64;
-    let sealed = Slot::<Vec<([u8; 24], Vec<u8>)>>::new();
-    let made = sealed.clone();
-    Ok(Body::per_run(
-        || Ok(()),
-        move || {
-            let mut out = Vec::with_capacity(CHUNKS);
-            for part in black_box(&src).chunks(CHUNK) {
-                let n: [u8; 24] = floors::counter_nonce(&mut counter).into();
-                let mut c = vec![0u8; part.len() + 16];
-                libsodium.secretbox_easy(&mut c, part, &n, &KEY);
-                out.push((n, c));
-            }
-            made.put(out);
-            Ok(())
-        },
-        move || drop(black_box(sealed.take())),
-    ))
-}
-
-/// libsodium's open of 64 chunks sealed beforehand, into one reused buffer.
-fn sodium_open_chunks() -> Result<Body, String> {
-    let libsodium = sodium::required();
-    let src = template(TOTAL);
-    let mut counter = 0u64;
-    let sealed: Vec<([u8; 24], Vec<u8>)> = src
-        .chunks(CHUNK)
-        .map(|part| {
-            let n: [u8; 24] = floors::counter_nonce(&mut counter).into();
-            let mut c = vec![0u8; part.len() + 16];
-            libsodium.secretbox_easy(&mut c, part, &n, &KEY);
-            (n, c)
-        })
-        .collect();
-    let mut out = vec![0u8; CHUNK];
-    let mut once = move || {
-        for (n, c) in black_box(&sealed) {
-            let out = &mut out[..c.len() - 16];
-            let opened = libsodium.secretbox_open_easy(out, c, n, &KEY);
-            assert!(opened, "crypto_secretbox_open_easy: forged");
-            black_box(&out);
-        }
-        out[..] == src[TOTAL - CHUNK..]
-    };
-    if !once() {
-        return Err("libsodium gave other bytes back".into());
-    }
-    Ok(Body::new(move || {
-        once();
-        Ok(())
-    }))
 }
 
 /// The stream read in `stream_small_reads`: 256 KiB, 16 chunks.

@@ -55,6 +55,8 @@ struct Spec {
     locks: (u64, usize),
     /// Its share of the time budget, relative to the others' (1.0).
     weight: f64,
+    /// Its baseline is libsodium's (skipped where libsodium is missing).
+    libsodium: bool,
     memguard: Build,
     floor: Build,
 }
@@ -75,6 +77,7 @@ impl Spec {
             bytes: None,
             locks: (4, 0),
             weight: 1.0,
+            libsodium: false,
             memguard: Box::new(memguard),
             floor: Box::new(floor),
         }
@@ -89,6 +92,12 @@ impl Spec {
     /// The same, locking two buffers of `n` bytes and two guard pages.
     fn locks_two(mut self, n: usize) -> Spec {
         self.locks = (2, n);
+        self
+    }
+
+    /// The same, compared with libsodium rather than a raw floor.
+    fn against_libsodium(mut self) -> Spec {
+        self.libsodium = true;
         self
     }
 }
@@ -245,6 +254,45 @@ fn specs() -> Vec<Spec> {
         )
         .bytes(MIB),
     );
+    // The cipher beside libsodium's `crypto_secretbox` (issue 13): not a
+    // floor (libsodium does not lock, guard or wipe anything), the speed
+    // the cipher is held to.
+    let sodium_pair = "libsodium crypto_secretbox_easy + crypto_secretbox_open_easy \
+                       (the system's, loaded at run time), buffers made once";
+    for n in [32, 4 * KIB, MIB] {
+        let row = Spec::new(
+            format!("libsodium_seal_open/{n}"),
+            format!("Enclave::new + open_into {}, vs libsodium", size_label(n)),
+            sodium_pair,
+            move |_| ops::enclave_new_open_into(n, None),
+            move |_| ops::sodium_seal_open(n),
+        )
+        .locks_two(n)
+        .against_libsodium();
+        v.push(if n >= KIB { row.bytes(n) } else { row });
+    }
+    v.push(
+        Spec::new(
+            "libsodium_stream_write/1048576",
+            "Stream write 1 MiB (16 KiB), vs libsodium",
+            "libsodium crypto_secretbox_easy of 64 chunks of 16 KiB, each into a new Vec",
+            move |_| ops::stream_write(MIB, chunk),
+            move |_| ops::sodium_seal_chunks(MIB, chunk),
+        )
+        .bytes(MIB)
+        .against_libsodium(),
+    );
+    v.push(
+        Spec::new(
+            "libsodium_stream_read/1048576",
+            "Stream read 1 MiB (16 KiB), vs libsodium",
+            "libsodium crypto_secretbox_open_easy of 64 chunks of 16 KiB into one buffer",
+            move |_| ops::stream_read(MIB, chunk, ops::Reader::Owned),
+            move |_| ops::sodium_open_chunks(MIB, chunk),
+        )
+        .bytes(MIB)
+        .against_libsodium(),
+    );
     for n in [1, 100, 10_000] {
         let mut row = Spec::new(
             format!("purge/{n}"),
@@ -280,6 +328,19 @@ fn memlock_shortfall(spec: &Spec) -> Option<String> {
     let (fixed, n) = spec.locks;
     let pages = fixed + (n as u64).div_ceil(page) * 2;
     crate::platform::lock_shortfall(pages * page)
+}
+
+/// Why `spec` is not measured here, if so: its baseline, libsodium, is not
+/// `loaded`, or the lock limit is too small for it.
+fn skip_reason(spec: &Spec, loaded: bool) -> Option<String> {
+    if spec.libsodium && !loaded {
+        return Some(
+            "skipped: libsodium not found, the baseline of this row (Debian: apt-get install \
+             libsodium23)"
+                .to_string(),
+        );
+    }
+    memlock_shortfall(spec).map(|why| format!("skipped: {why}"))
 }
 
 /// Nanoseconds per iteration of `iters` iterations taking `d`.
@@ -399,8 +460,9 @@ pub fn run(opts: &Options) -> ExitCode {
         progress.note(&format!("[{}/{count}] {}", i + 1, spec.name));
         let base = done_weight / total_weight;
         progress.bar(base, &spec.name);
-        let outcome = match memlock_shortfall(spec) {
-            Some(why) => Err(format!("skipped: {why}")),
+        let loaded = memguard_testkit::sodium::load().is_some();
+        let outcome = match skip_reason(spec, loaded) {
+            Some(why) => Err(why),
             None => build(spec)
                 .and_then(|mut case| {
                     measure(&mut case, budget, |f| {
@@ -579,8 +641,34 @@ mod tests {
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), n);
-        assert_eq!(n, 1 + 3 + 1 + 1 + 12 + 2 + 3);
+        assert_eq!(n, 1 + 3 + 1 + 1 + 12 + 2 + 5 + 3);
         assert!(ids.contains(&"lifecycle_spare/32"));
+        assert!(ids.contains(&"libsodium_seal_open/1048576"));
+    }
+
+    /// The rows compared with libsodium are skipped, with a note saying
+    /// what to install, where it is missing; the others are not.
+    #[test]
+    fn libsodium_rows_are_skipped_without_libsodium() {
+        let specs = specs();
+        let sodium: Vec<&Spec> = specs.iter().filter(|s| s.libsodium).collect();
+        assert_eq!(sodium.len(), 5);
+        for spec in &sodium {
+            assert!(spec.id.starts_with("libsodium_"), "{}", spec.id);
+            let why = skip_reason(spec, false).expect("skipped without libsodium");
+            assert!(
+                why.contains("libsodium not found") && why.contains("apt-get"),
+                "{why}"
+            );
+            let with = skip_reason(spec, true);
+            assert!(
+                !with.is_some_and(|w| w.contains("libsodium")),
+                "{}",
+                spec.id
+            );
+        }
+        let freeze = specs.iter().find(|s| s.id == "freeze_melt").expect("a row");
+        assert!(!skip_reason(freeze, false).is_some_and(|w| w.contains("libsodium")));
     }
 
     /// Every row of the table, both sides, and every operation only the
@@ -616,8 +704,13 @@ mod tests {
             "stream_read shared",
             ops::stream_read(MIB, chunk / 2, ops::Reader::Shared),
         );
-        // The table's own rows, the purges last.
+        // The table's own rows, the purges last; those compared with
+        // libsodium where it is found (or required: `.ci/run`).
+        let sodium = memguard_testkit::sodium::get().is_some();
         for spec in specs() {
+            if spec.libsodium && !sodium {
+                continue;
+            }
             let page = crate::platform::page_size();
             run(&format!("{} (memguard)", spec.id), (spec.memguard)(page));
             run(&format!("{} (floor)", spec.id), (spec.floor)(page));

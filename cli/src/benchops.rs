@@ -712,3 +712,106 @@ pub fn raw_open_chunks(total: usize, chunk: usize) -> Result<Body, String> {
         }
     }))
 }
+
+// ---- libsodium, the baseline of the cipher ---------------------------------
+
+/// libsodium, or why it is missing. Loaded at run time
+/// (`memguard_testkit::sodium`): nothing links it, so the command and the
+/// benchmarks build without it.
+fn libsodium() -> Result<&'static memguard_testkit::sodium::Sodium, String> {
+    memguard_testkit::sodium::load()
+        .ok_or_else(|| "libsodium not found (Debian: apt-get install libsodium23)".to_string())
+}
+
+/// libsodium's `crypto_secretbox_easy` of `n` template bytes (refilled
+/// first, as in [`raw_seal_open`]), then `crypto_secretbox_open_easy` of
+/// the result, on buffers made once: what [`enclave_new_open_into`] is
+/// compared with.
+pub fn sodium_seal_open(n: usize) -> Result<Body, String> {
+    let libsodium = libsodium()?;
+    let tmpl = template(n);
+    let (mut src, mut sealed, mut back) = (vec![0u8; n], vec![0u8; n + 16], vec![0u8; n]);
+    let mut once = move || -> Outcome {
+        src.copy_from_slice(&tmpl);
+        libsodium.secretbox_easy(&mut sealed, black_box(&src), &floors::NONCE, &floors::KEY);
+        if !libsodium.secretbox_open_easy(
+            &mut back,
+            black_box(&sealed),
+            &floors::NONCE,
+            &floors::KEY,
+        ) {
+            return Err("libsodium refused its own ciphertext".into());
+        }
+        black_box(&back);
+        Ok(())
+    };
+    once()?;
+    Ok(Body::new(once))
+}
+
+/// `total` template bytes sealed by libsodium in `chunk`-byte chunks, each
+/// under a counter nonce into a new `Vec`, dropped after the run: what
+/// [`stream_write`] is compared with.
+pub fn sodium_seal_chunks(total: usize, chunk: usize) -> Result<Body, String> {
+    let libsodium = libsodium()?;
+    let src = template(total);
+    let mut counter = 0u64;
+    let sealed = Slot::<Vec<([u8; 24], Vec<u8>)>>::new();
+    let made = sealed.clone();
+    Ok(Body::per_run(
+        || Ok(()),
+        move || {
+            let out = black_box(&src)
+                .chunks(chunk)
+                .map(|part| {
+                    let nonce: [u8; 24] = floors::counter_nonce(&mut counter).into();
+                    let mut c = vec![0u8; part.len() + 16];
+                    libsodium.secretbox_easy(&mut c, part, &nonce, &floors::KEY);
+                    (nonce, c)
+                })
+                .collect();
+            made.put(out);
+            Ok(())
+        },
+        move || drop(black_box(sealed.take())),
+    ))
+}
+
+/// `total` template bytes sealed by libsodium in `chunk`-byte chunks once
+/// (before the timing); each run opens every chunk with libsodium into one
+/// reused buffer: what [`stream_read`] is compared with.
+pub fn sodium_open_chunks(total: usize, chunk: usize) -> Result<Body, String> {
+    let libsodium = libsodium()?;
+    let src = template(total);
+    let mut counter = 0u64;
+    let sealed: Vec<([u8; 24], Vec<u8>)> = src
+        .chunks(chunk)
+        .map(|part| {
+            let nonce: [u8; 24] = floors::counter_nonce(&mut counter).into();
+            let mut c = vec![0u8; part.len() + 16];
+            libsodium.secretbox_easy(&mut c, part, &nonce, &floors::KEY);
+            (nonce, c)
+        })
+        .collect();
+    let open_all = move |out: &mut [u8]| -> Result<usize, String> {
+        let mut opened = 0;
+        for (nonce, c) in black_box(&sealed) {
+            let out = &mut out[..c.len() - 16];
+            if !libsodium.secretbox_open_easy(out, c, nonce, &floors::KEY) {
+                return Err("libsodium refused its own chunks".into());
+            }
+            opened += out.len();
+        }
+        Ok(opened)
+    };
+    // Checked once, outside the timing: every byte comes back.
+    let mut out = vec![0u8; chunk];
+    let last = (total - 1) / chunk * chunk;
+    if open_all(&mut out)? != total || out[..total - last] != src[last..] {
+        return Err("libsodium gave other bytes back".into());
+    }
+    Ok(Body::new(move || match open_all(&mut out)? {
+        n if n == total => Ok(()),
+        n => Err(format!("libsodium opened {n} bytes instead of {total}")),
+    }))
+}
