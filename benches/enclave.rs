@@ -120,6 +120,7 @@ mod mac;
 #[allow(dead_code)]
 #[path = "../src/crypto/poly1305_64.rs"]
 mod poly1305_64;
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 #[allow(dead_code)]
 #[path = "../src/crypto/poly1305_avx2.rs"]
 mod poly1305_avx2;
