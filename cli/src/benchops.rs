@@ -756,25 +756,43 @@ pub fn sodium_seal_chunks(total: usize, chunk: usize) -> Result<Body, String> {
     let libsodium = libsodium()?;
     let src = template(total);
     let mut counter = 0u64;
-    let sealed = Slot::<Vec<([u8; 24], Vec<u8>)>>::new();
+    let sealed = Slot::<Vec<SodiumChunk>>::new();
     let made = sealed.clone();
     Ok(Body::per_run(
         || Ok(()),
         move || {
-            let out = black_box(&src)
-                .chunks(chunk)
-                .map(|part| {
-                    let nonce: [u8; 24] = floors::counter_nonce(&mut counter).into();
-                    let mut c = vec![0u8; part.len() + 16];
-                    libsodium.secretbox_easy(&mut c, part, &nonce, &floors::KEY);
-                    (nonce, c)
-                })
-                .collect();
-            made.put(out);
+            made.put(sodium_seal_each(
+                libsodium,
+                black_box(&src),
+                chunk,
+                &mut counter,
+            ));
             Ok(())
         },
         move || drop(black_box(sealed.take())),
     ))
+}
+
+/// A chunk sealed by libsodium: its nonce, then the tag and ciphertext.
+type SodiumChunk = ([u8; 24], Vec<u8>);
+
+/// `src` sealed by libsodium in `chunk`-byte chunks, each under the next
+/// counter nonce and into a new `Vec`.
+#[inline]
+fn sodium_seal_each(
+    libsodium: &memguard_testkit::sodium::Sodium,
+    src: &[u8],
+    chunk: usize,
+    counter: &mut u64,
+) -> Vec<SodiumChunk> {
+    src.chunks(chunk)
+        .map(|part| {
+            let nonce: [u8; 24] = floors::counter_nonce(counter).into();
+            let mut c = vec![0u8; part.len() + 16];
+            libsodium.secretbox_easy(&mut c, part, &nonce, &floors::KEY);
+            (nonce, c)
+        })
+        .collect()
 }
 
 /// `total` template bytes sealed by libsodium in `chunk`-byte chunks once
@@ -783,16 +801,7 @@ pub fn sodium_seal_chunks(total: usize, chunk: usize) -> Result<Body, String> {
 pub fn sodium_open_chunks(total: usize, chunk: usize) -> Result<Body, String> {
     let libsodium = libsodium()?;
     let src = template(total);
-    let mut counter = 0u64;
-    let sealed: Vec<([u8; 24], Vec<u8>)> = src
-        .chunks(chunk)
-        .map(|part| {
-            let nonce: [u8; 24] = floors::counter_nonce(&mut counter).into();
-            let mut c = vec![0u8; part.len() + 16];
-            libsodium.secretbox_easy(&mut c, part, &nonce, &floors::KEY);
-            (nonce, c)
-        })
-        .collect();
+    let sealed = sodium_seal_each(libsodium, &src, chunk, &mut 0);
     let open_all = move |out: &mut [u8]| -> Result<usize, String> {
         let mut opened = 0;
         for (nonce, c) in black_box(&sealed) {

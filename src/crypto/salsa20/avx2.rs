@@ -135,6 +135,45 @@ pub(super) unsafe fn xor_steps_vl(state: &[u32; 16], counter: u64, src: &[u8], d
     _mm256_zeroall();
 }
 
+/// One `asm!` block with an instruction for each of `zmm16`-`zmm31`, in
+/// that order: `$insn!(n, offset)` is the instruction for `zmm<n>` (a
+/// string; `offset`, 64 times `n - 16`, is where its 64 bytes go in a
+/// memory operand, for instructions that have one). The operands follow.
+/// With `clobbered`, the sixteen registers are declared written, so that
+/// the compiler keeps nothing in them across the block. The one list of
+/// these registers: [`clear_upper_registers`] and the tests' helpers that
+/// fill and read them use it.
+#[cfg(memguard_avx512)]
+macro_rules! each_upper_zmm {
+    (clobbered $insn:ident; $($operands:tt)*) => {
+        each_upper_zmm!($insn; $($operands)*,
+            out("zmm16") _, out("zmm17") _, out("zmm18") _, out("zmm19") _,
+            out("zmm20") _, out("zmm21") _, out("zmm22") _, out("zmm23") _,
+            out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
+            out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _)
+    };
+    ($insn:ident; $($operands:tt)*) => {
+        core::arch::asm!(
+            $insn!(16, 0), $insn!(17, 64), $insn!(18, 128), $insn!(19, 192),
+            $insn!(20, 256), $insn!(21, 320), $insn!(22, 384), $insn!(23, 448),
+            $insn!(24, 512), $insn!(25, 576), $insn!(26, 640), $insn!(27, 704),
+            $insn!(28, 768), $insn!(29, 832), $insn!(30, 896), $insn!(31, 960),
+            $($operands)*
+        )
+    };
+}
+#[cfg(all(test, memguard_avx512))]
+pub(super) use each_upper_zmm;
+
+/// `vpxord xmm<n>, xmm<n>, xmm<n>`: zeroes all of `zmm<n>` (a VEX/EVEX write
+/// to the low part clears the rest).
+#[cfg(memguard_avx512)]
+macro_rules! zero_zmm {
+    ($n:literal, $offset:literal) => {
+        concat!("vpxord xmm", $n, ", xmm", $n, ", xmm", $n)
+    };
+}
+
 /// Zeroes `zmm16`-`zmm31`, which `vzeroall` does not reach and where
 /// [`xor_steps_vl`] may have left keystream.
 #[cfg(memguard_avx512)]
@@ -145,29 +184,5 @@ fn clear_upper_registers() {
     // (declared clobbered, so the compiler keeps nothing there); no memory,
     // stack or flags are touched. The CPU has AVX-512F (this function's
     // target feature, which its only caller also requires).
-    unsafe {
-        core::arch::asm!(
-            "vpxord xmm16, xmm16, xmm16",
-            "vpxord xmm17, xmm17, xmm17",
-            "vpxord xmm18, xmm18, xmm18",
-            "vpxord xmm19, xmm19, xmm19",
-            "vpxord xmm20, xmm20, xmm20",
-            "vpxord xmm21, xmm21, xmm21",
-            "vpxord xmm22, xmm22, xmm22",
-            "vpxord xmm23, xmm23, xmm23",
-            "vpxord xmm24, xmm24, xmm24",
-            "vpxord xmm25, xmm25, xmm25",
-            "vpxord xmm26, xmm26, xmm26",
-            "vpxord xmm27, xmm27, xmm27",
-            "vpxord xmm28, xmm28, xmm28",
-            "vpxord xmm29, xmm29, xmm29",
-            "vpxord xmm30, xmm30, xmm30",
-            "vpxord xmm31, xmm31, xmm31",
-            out("zmm16") _, out("zmm17") _, out("zmm18") _, out("zmm19") _,
-            out("zmm20") _, out("zmm21") _, out("zmm22") _, out("zmm23") _,
-            out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
-            out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
-            options(nomem, nostack, preserves_flags),
-        );
-    }
+    unsafe { each_upper_zmm!(clobbered zero_zmm; options(nomem, nostack, preserves_flags)) }
 }

@@ -303,6 +303,22 @@ fn estream_and_nacl_vectors_on_every_path() {
 /// `zmm16`-`zmm31`: set to `fill` (every byte), or read out.
 #[cfg(all(target_arch = "x86_64", memguard_avx512, not(miri)))]
 mod upper_registers {
+    use super::super::avx2::each_upper_zmm;
+
+    /// `vmovdqu64 zmm<n>, [p]`: the 64 bytes at `p` into `zmm<n>`.
+    macro_rules! load_zmm {
+        ($n:literal, $offset:literal) => {
+            concat!("vmovdqu64 zmm", $n, ", [{p}]")
+        };
+    }
+
+    /// `vmovdqu64 [p + offset], zmm<n>`: `zmm<n>` into its 64 bytes at `p`.
+    macro_rules! store_zmm {
+        ($n:literal, $offset:literal) => {
+            concat!("vmovdqu64 [{p} + ", $offset, "], zmm", $n)
+        };
+    }
+
     /// Sets every byte of `zmm16`-`zmm31` to `fill`.
     ///
     /// # Safety
@@ -315,22 +331,8 @@ mod upper_registers {
         // named, declared clobbered; the CPU has AVX-512F (the caller's
         // promise).
         unsafe {
-            core::arch::asm!(
-                "vmovdqu64 zmm16, [{p}]", "vmovdqu64 zmm17, [{p}]",
-                "vmovdqu64 zmm18, [{p}]", "vmovdqu64 zmm19, [{p}]",
-                "vmovdqu64 zmm20, [{p}]", "vmovdqu64 zmm21, [{p}]",
-                "vmovdqu64 zmm22, [{p}]", "vmovdqu64 zmm23, [{p}]",
-                "vmovdqu64 zmm24, [{p}]", "vmovdqu64 zmm25, [{p}]",
-                "vmovdqu64 zmm26, [{p}]", "vmovdqu64 zmm27, [{p}]",
-                "vmovdqu64 zmm28, [{p}]", "vmovdqu64 zmm29, [{p}]",
-                "vmovdqu64 zmm30, [{p}]", "vmovdqu64 zmm31, [{p}]",
-                p = in(reg) v.as_ptr(),
-                out("zmm16") _, out("zmm17") _, out("zmm18") _, out("zmm19") _,
-                out("zmm20") _, out("zmm21") _, out("zmm22") _, out("zmm23") _,
-                out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
-                out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
-                options(nostack, readonly, preserves_flags),
-            );
+            each_upper_zmm!(clobbered load_zmm;
+                p = in(reg) v.as_ptr(), options(nostack, readonly, preserves_flags))
         }
     }
 
@@ -345,18 +347,7 @@ mod upper_registers {
         // SAFETY: writes 16 x 64 bytes into `out` (that long); reads the
         // registers only; the CPU has AVX-512F (the caller's promise).
         unsafe {
-            core::arch::asm!(
-                "vmovdqu64 [{p}], zmm16", "vmovdqu64 [{p} + 64], zmm17",
-                "vmovdqu64 [{p} + 128], zmm18", "vmovdqu64 [{p} + 192], zmm19",
-                "vmovdqu64 [{p} + 256], zmm20", "vmovdqu64 [{p} + 320], zmm21",
-                "vmovdqu64 [{p} + 384], zmm22", "vmovdqu64 [{p} + 448], zmm23",
-                "vmovdqu64 [{p} + 512], zmm24", "vmovdqu64 [{p} + 576], zmm25",
-                "vmovdqu64 [{p} + 640], zmm26", "vmovdqu64 [{p} + 704], zmm27",
-                "vmovdqu64 [{p} + 768], zmm28", "vmovdqu64 [{p} + 832], zmm29",
-                "vmovdqu64 [{p} + 896], zmm30", "vmovdqu64 [{p} + 960], zmm31",
-                p = in(reg) out.as_mut_ptr(),
-                options(nostack, preserves_flags),
-            );
+            each_upper_zmm!(store_zmm; p = in(reg) out.as_mut_ptr(), options(nostack, preserves_flags))
         }
         out
     }
