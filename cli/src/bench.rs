@@ -460,7 +460,8 @@ pub fn run(opts: &Options) -> ExitCode {
         progress.note(&format!("[{}/{count}] {}", i + 1, spec.name));
         let base = done_weight / total_weight;
         progress.bar(base, &spec.name);
-        let loaded = memguard_testkit::sodium::load().is_some();
+        // libsodium is loaded only for the rows that need it.
+        let loaded = spec.libsodium && memguard_testkit::sodium::load().is_some();
         let outcome = match skip_reason(spec, loaded) {
             Some(why) => Err(why),
             None => build(spec)
