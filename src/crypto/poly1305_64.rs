@@ -193,12 +193,13 @@ impl<'k> Mac<'k> {
     /// and the fuzz target compare it with.
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn scalar(key: &'k [u8; 32]) -> Mac<'k> {
-        Mac {
-            state: State::new(key),
-            key,
-            #[cfg(all(target_arch = "x86_64", not(miri)))]
-            vector: Vector::Off,
+        #[cfg_attr(not(all(target_arch = "x86_64", not(miri))), allow(unused_mut))]
+        let mut mac = Mac::new(key);
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        {
+            mac.vector = Vector::Off;
         }
+        mac
     }
 
     /// Absorbs whole blocks (the length a multiple of 16), the bulk of a
